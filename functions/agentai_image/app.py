@@ -1,0 +1,19 @@
+"""agent.ai: POST /action/generate_image."""
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
+from imagemint.deps import get_deps
+from imagemint.dialects import agentai
+from imagemint.observability import logger
+
+app = APIGatewayHttpResolver()
+
+
+@app.post("/action/generate_image")
+def generate_image():
+    return agentai.handle(app.current_event.raw_event, get_deps())
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event, context):
+    return app.resolve(event, context)

@@ -1,0 +1,19 @@
+"""Recoup legacy: GET /api/image/generate."""
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
+from imagemint.deps import get_deps
+from imagemint.dialects import legacy
+from imagemint.observability import logger
+
+app = APIGatewayHttpResolver()
+
+
+@app.get("/api/image/generate")
+def generate():
+    return legacy.handle(app.current_event.raw_event, get_deps())
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event, context):
+    return app.resolve(event, context)

@@ -1,0 +1,25 @@
+"""OpenAI-compatible images: POST /api/images/generations, /v1/images/generations, /v1/images/edits."""
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
+from imagemint.deps import get_deps
+from imagemint.dialects import openai
+from imagemint.observability import logger
+
+app = APIGatewayHttpResolver()
+
+
+@app.post("/api/images/generations")
+@app.post("/v1/images/generations")
+def generations():
+    return openai.handle(app.current_event.raw_event, get_deps())
+
+
+@app.post("/v1/images/edits")
+def edits():
+    return openai.handle(app.current_event.raw_event, get_deps(), edit=True)
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event, context):
+    return app.resolve(event, context)

@@ -1,0 +1,258 @@
+"""AWS adapters: S3 image store, DynamoDB job and account stores, Step Functions pipeline.
+
+Each adapter takes its boto3 client in the constructor. ``clients()`` is the
+cached factory that reuses clients across warm invocations; boto3 itself is
+imported on first use, not at import time of the function.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from imagemint.errors import ImagemintError, InsufficientCredits, InternalError, NotFound
+from imagemint.models import Account, ApiKeyRecord, GenerationRequest, Job, now
+
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=None)
+def client(service: str, region: str) -> Any:
+    """One boto3 client per service for the life of the process (warm invocations reuse it)."""
+    import boto3
+    from botocore.config import Config
+
+    cfg: dict[str, Any] = {"retries": {"mode": "standard", "max_attempts": 3}}
+    if service == "stepfunctions":
+        # StartSyncExecution waits for the whole state machine.
+        cfg["read_timeout"] = 120
+        if os.environ.get("AWS_ENDPOINT_URL"):
+            # A local endpoint (the local runtime) has no "sync-" host prefix.
+            cfg["inject_host_prefix"] = False
+    if service == "s3":
+        cfg["signature_version"] = "s3v4"
+    with _lock:
+        return boto3.session.Session().client(service, region_name=region, config=Config(**cfg))
+
+
+def _to_dynamo(value: Any) -> Any:
+    return json.loads(json.dumps(value), parse_float=Decimal)
+
+
+def _from_dynamo(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_from_dynamo(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+class S3ImageStore:
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self._s3 = s3
+        self._bucket = bucket
+
+    def put(self, key: str, data: bytes, media_type: str, metadata: dict[str, str] | None = None) -> None:
+        self._s3.put_object(
+            Bucket=self._bucket, Key=key, Body=data, ContentType=media_type, Metadata=metadata or {}
+        )
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        except self._s3.exceptions.NoSuchKey:
+            raise NotFound(f"No object {key}") from None
+
+    def head(self, key: str) -> dict[str, Any] | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            r = self._s3.head_object(Bucket=self._bucket, Key=key)
+        except ClientError:
+            return None
+        return {"size": r["ContentLength"], "content_type": r.get("ContentType"), "metadata": r.get("Metadata", {})}
+
+    def url(self, key: str, expires_in: int) -> str:
+        return self._s3.generate_presigned_url(
+            "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_in
+        )
+
+
+class DynamoJobStore:
+    """Jobs table: one item per job (``job_id``), with state transitions appended."""
+
+    def __init__(self, ddb: Any, table: str) -> None:
+        self._ddb = ddb
+        self._table = table
+
+    def create(self, job: Job) -> None:
+        from boto3.dynamodb.types import TypeSerializer
+
+        ser = TypeSerializer()
+        item = {k: ser.serialize(v) for k, v in _to_dynamo(job.model_dump(exclude_none=True)).items()}
+        self._ddb.put_item(
+            TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(job_id)"
+        )
+
+    def get(self, job_id: str) -> Job | None:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        r = self._ddb.get_item(TableName=self._table, Key={"job_id": {"S": job_id}}, ConsistentRead=True)
+        if "Item" not in r:
+            return None
+        de = TypeDeserializer()
+        return Job.model_validate(_from_dynamo({k: de.deserialize(v) for k, v in r["Item"].items()}))
+
+    def update(self, job_id: str, **fields: Any) -> Job:
+        from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+        ser = TypeSerializer()
+        ts = now()
+        fields["updated_at"] = ts
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        sets: list[str] = []
+        for i, (k, v) in enumerate(fields.items()):
+            names[f"#f{i}"] = k
+            values[f":v{i}"] = ser.serialize(_to_dynamo(v))
+            sets.append(f"#f{i} = :v{i}")
+        expr = "SET " + ", ".join(sets)
+        if "status" in fields:
+            names["#tr"] = "transitions"
+            values[":tr"] = ser.serialize(_to_dynamo([{"status": fields["status"], "at": ts}]))
+            values[":empty"] = {"L": []}
+            expr += ", #tr = list_append(if_not_exists(#tr, :empty), :tr)"
+        try:
+            r = self._ddb.update_item(
+                TableName=self._table,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression=expr,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ConditionExpression="attribute_exists(job_id)",
+                ReturnValues="ALL_NEW",
+            )
+        except self._ddb.exceptions.ConditionalCheckFailedException:
+            raise NotFound(f"Job {job_id} not found") from None
+        de = TypeDeserializer()
+        return Job.model_validate(_from_dynamo({k: de.deserialize(v) for k, v in r["Attributes"].items()}))
+
+
+class DynamoAccountStore:
+    """Accounts table: ``pk`` = ``account#<id>`` for accounts, ``key#<hmac>`` for API keys."""
+
+    def __init__(self, ddb: Any, table: str) -> None:
+        self._ddb = ddb
+        self._table = table
+
+    def _put(self, pk: str, data: dict[str, Any], condition: str | None = None) -> None:
+        from boto3.dynamodb.types import TypeSerializer
+
+        ser = TypeSerializer()
+        item = {k: ser.serialize(v) for k, v in _to_dynamo(data).items()}
+        item["pk"] = {"S": pk}
+        kwargs: dict[str, Any] = {"TableName": self._table, "Item": item}
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        self._ddb.put_item(**kwargs)
+
+    def _get(self, pk: str) -> dict[str, Any] | None:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        r = self._ddb.get_item(TableName=self._table, Key={"pk": {"S": pk}}, ConsistentRead=True)
+        if "Item" not in r:
+            return None
+        de = TypeDeserializer()
+        return _from_dynamo({k: de.deserialize(v) for k, v in r["Item"].items()})
+
+    def create_account(self, account: Account) -> None:
+        self._put(f"account#{account.account_id}", account.model_dump(), "attribute_not_exists(pk)")
+
+    def get_account(self, account_id: str) -> Account | None:
+        data = self._get(f"account#{account_id}")
+        return Account.model_validate(data) if data else None
+
+    def put_key(self, record: ApiKeyRecord) -> None:
+        self._put(f"key#{record.key_hash}", record.model_dump())
+
+    def get_key(self, key_hash: str) -> ApiKeyRecord | None:
+        data = self._get(f"key#{key_hash}")
+        return ApiKeyRecord.model_validate(data) if data else None
+
+    def _add(self, account_id: str, amount: int, *, require_balance: bool) -> int:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {"pk": {"S": f"account#{account_id}"}},
+            "UpdateExpression": "SET credits = credits + :delta",
+            "ExpressionAttributeValues": {":delta": {"N": str(amount)}},
+            "ConditionExpression": "attribute_exists(pk)",
+            "ReturnValues": "UPDATED_NEW",
+        }
+        if require_balance:
+            kwargs["ExpressionAttributeValues"][":need"] = {"N": str(-amount)}
+            kwargs["ConditionExpression"] = "attribute_exists(pk) AND credits >= :need"
+        try:
+            r = self._ddb.update_item(**kwargs)
+        except self._ddb.exceptions.ConditionalCheckFailedException:
+            account = self.get_account(account_id)
+            if account is None:
+                raise NotFound("Account not found") from None
+            raise InsufficientCredits(
+                "Insufficient credits", required=-amount, available=account.credits
+            ) from None
+        return int(r["Attributes"]["credits"]["N"])
+
+    def charge(self, account_id: str, amount: int) -> int:
+        return self._add(account_id, -amount, require_balance=True)
+
+    def refund(self, account_id: str, amount: int) -> int:
+        return self._add(account_id, amount, require_balance=False)
+
+    def add_credits(self, account_id: str, amount: int) -> int:
+        return self._add(account_id, amount, require_balance=False)
+
+
+class StepFunctionsPipeline:
+    """Runs the Express state machine synchronously (StartSyncExecution)."""
+
+    def __init__(self, sfn: Any, state_machine_arn: str) -> None:
+        self._sfn = sfn
+        self._arn = state_machine_arn
+
+    def run_sync(self, job_id: str, request: GenerationRequest) -> dict[str, Any]:
+        payload = json.dumps({"job_id": job_id, "request": request.model_dump(exclude_none=True)})
+        r = self._sfn.start_sync_execution(stateMachineArn=self._arn, name=job_id, input=payload)
+        status = r.get("status")
+        if status == "SUCCEEDED":
+            return json.loads(r.get("output") or "{}")
+        raise PipelineFailed(status or "FAILED", r.get("error"), r.get("cause"))
+
+
+class PipelineFailed(ImagemintError):
+    """The state machine did not succeed; the job record says why."""
+
+    code = "internal_error"
+    status = 500
+
+    def __init__(self, status: str, error: str | None, cause: str | None) -> None:
+        super().__init__(f"Pipeline {status}: {error or 'unknown error'}")
+        self.sfn_status = status
+        self.sfn_error = error
+        self.sfn_cause = cause
+
+
+__all__ = [
+    "DynamoAccountStore",
+    "DynamoJobStore",
+    "InternalError",
+    "PipelineFailed",
+    "S3ImageStore",
+    "StepFunctionsPipeline",
+    "client",
+]

@@ -1,0 +1,53 @@
+"""The dependencies of one process, built lazily from settings and cached.
+
+Handlers and steps ask this module for the job store, account store, image
+store and pipeline; tests build :class:`Deps` with in-memory fakes instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from imagemint.ports import AccountStore, ImageStore, JobStore, Pipeline
+from imagemint.settings import Settings, get_settings
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    jobs: JobStore
+    accounts: AccountStore
+    images: ImageStore
+    pipeline: Pipeline | None = None
+
+
+@lru_cache(maxsize=1)
+def get_deps() -> Deps:
+    from imagemint.adapters.aws import (
+        DynamoAccountStore,
+        DynamoJobStore,
+        S3ImageStore,
+        StepFunctionsPipeline,
+        client,
+    )
+
+    s = get_settings()
+    ddb: Any = client("dynamodb", s.region)
+    pipeline = (
+        StepFunctionsPipeline(client("stepfunctions", s.region), s.state_machine_arn)
+        if s.state_machine_arn
+        else None
+    )
+    return Deps(
+        settings=s,
+        jobs=DynamoJobStore(ddb, s.jobs_table),
+        accounts=DynamoAccountStore(ddb, s.accounts_table),
+        images=S3ImageStore(client("s3", s.region), s.bucket),
+        pipeline=pipeline,
+    )
+
+
+def reset_deps() -> None:
+    get_deps.cache_clear()

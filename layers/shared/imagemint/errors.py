@@ -1,0 +1,142 @@
+"""Domain errors of imagemint.
+
+Every failure the system reports to a client is one of these classes. Each has
+a stable ``code`` (carried through job records and Step Functions errors) and
+an HTTP ``status``. The dialect modules (``imagemint.dialects.*``) map them to
+their own error shapes in exactly one place each (``error_response``); no code
+matches on message text.
+
+Tree::
+
+    ImagemintError
+    ├── InvalidRequest (400)            a parameter is missing or wrong (``param`` names it)
+    │   └── InputRefused (400)          a reference image / URL was refused (SSRF, size, type)
+    ├── Unauthorized (401)              no key, or an unknown / expired / revoked key
+    ├── Forbidden (403)                 a valid key that does not own the resource
+    ├── InsufficientCredits (402)       ``required`` and ``available`` credits
+    ├── NotFound (404)
+    ├── Conflict (409)                  e.g. an idempotent request still running
+    ├── PayloadTooLarge (413)
+    ├── RateLimited (429)               ``retry_after`` seconds
+    ├── ModerationBlocked (400)         the provider refused the prompt or image
+    ├── ProviderError (502)             the provider failed or answered nothing usable
+    ├── ProviderTimeout (504)
+    └── InternalError (500)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ImagemintError(Exception):
+    code: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str, *, param: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialisable form, stored on job records and passed between steps."""
+        out: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.param is not None:
+            out["param"] = self.param
+        if self.details:
+            out["details"] = self.details
+        return out
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, param={self.param!r})"
+
+
+class InvalidRequest(ImagemintError):
+    code = "invalid_request"
+    status = 400
+
+
+class InputRefused(InvalidRequest):
+    code = "input_refused"
+
+
+class ModerationBlocked(ImagemintError):
+    code = "moderation_blocked"
+    status = 400
+
+
+class Unauthorized(ImagemintError):
+    code = "unauthorized"
+    status = 401
+
+
+class InsufficientCredits(ImagemintError):
+    code = "insufficient_credits"
+    status = 402
+
+
+class Forbidden(ImagemintError):
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(ImagemintError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(ImagemintError):
+    code = "conflict"
+    status = 409
+
+
+class PayloadTooLarge(ImagemintError):
+    code = "payload_too_large"
+    status = 413
+
+
+class RateLimited(ImagemintError):
+    code = "rate_limited"
+    status = 429
+
+
+class ProviderError(ImagemintError):
+    code = "provider_error"
+    status = 502
+
+
+class ProviderTimeout(ImagemintError):
+    code = "provider_timeout"
+    status = 504
+
+
+class InternalError(ImagemintError):
+    code = "internal_error"
+    status = 500
+
+
+_BY_CODE: dict[str, type[ImagemintError]] = {}
+
+
+def _register(cls: type[ImagemintError]) -> None:
+    _BY_CODE[cls.code] = cls
+    for sub in cls.__subclasses__():
+        _register(sub)
+
+
+_register(ImagemintError)
+
+
+def from_dict(data: dict[str, Any] | None) -> ImagemintError:
+    """Rebuild a domain error from its ``to_dict`` form (e.g. from a job record)."""
+    if not data:
+        return InternalError("The job failed without an error record")
+    cls = _BY_CODE.get(str(data.get("code")), InternalError)
+    details = data.get("details") or {}
+    return cls(str(data.get("message") or "Internal error"), param=data.get("param"), **details)
+
+
+def error_type_name(exc: BaseException) -> str:
+    """The Step Functions error name for an exception raised in a Lambda task."""
+    return type(exc).__name__

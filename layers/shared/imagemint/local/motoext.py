@@ -1,0 +1,92 @@
+"""Two extensions of moto that the local runtime needs (moto is pinned; tests fail loudly if these move).
+
+1. Lambda: moto runs function code only in Docker. Every path into a function
+   (Invoke, Step Functions tasks, S3 notifications) goes through
+   ``LambdaFunction._invoke_lambda``; we route it to an in-process runner for
+   the template's functions and return Lambda's error payload on an exception.
+2. Step Functions ``StartSyncExecution`` (Express workflows) is not served by
+   moto; we serve it with moto's own ASL interpreter (``SyncExecution``).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+import traceback
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+_functions: dict[str, Callable[[Any], Any]] = {}
+_installed = False
+
+
+def register_function(name: str, invoke: Callable[[Any], Any]) -> None:
+    _functions[name] = invoke
+
+
+def clear_functions() -> None:
+    _functions.clear()
+
+
+def _lambda_error(exc: BaseException) -> dict[str, Any]:
+    return {
+        "errorMessage": str(exc),
+        "errorType": type(exc).__name__,
+        "requestId": str(uuid.uuid4()),
+        "stackTrace": traceback.format_tb(exc.__traceback__)[-5:],
+    }
+
+
+def install() -> None:
+    global _installed
+    if _installed:
+        return
+    from moto.awslambda.models import LambdaFunction
+    from moto.core.responses import ActionResult
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    original = LambdaFunction._invoke_lambda
+
+    def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+        invoke = _functions.get(self.function_name)
+        if invoke is None:
+            return original(self, event)
+        if isinstance(event, str | bytes):
+            event = json.loads(event or "{}")
+        try:
+            result = invoke(event if event is not None else {})
+        except Exception as exc:  # Lambda reports any handler exception as a function error
+            return json.dumps(_lambda_error(exc)), True, ""
+        return json.dumps(result), False, ""
+
+    def start_sync_execution(self: Any) -> Any:
+        arn = self._get_param("stateMachineArn")
+        name = self._get_param("name") or str(uuid.uuid4())
+        data = self._get_param("input", if_none="{}")
+        return ActionResult(run_sync_execution(self.stepfunction_backend, arn, name, data))
+
+    LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
+    StepFunctionResponse.start_sync_execution = start_sync_execution  # type: ignore[attr-defined]
+    _installed = True
+
+
+def run_sync_execution(backend: Any, arn: str, name: str, data: str) -> dict[str, Any]:
+    from moto.stepfunctions.parser.backend.execution import SyncExecution
+
+    sm = backend.describe_state_machine(arn)
+    clone = copy.deepcopy(sm, {id(sm.executions): [], id(sm.backend): sm.backend})
+    exec_arn = f"arn:aws:states:{backend.region_name}:{backend.account_id}:express:{sm.name}:{name}:{uuid.uuid4()}"
+    execution = SyncExecution(
+        name=name, sm_type=clone.sm_type, role_arn=clone.roleArn, exec_arn=exec_arn,
+        account_id=backend.account_id, region_name=backend.region_name, state_machine=clone,
+        start_date=datetime.datetime.now(tz=datetime.UTC), cloud_watch_logging_session=None,
+        input_data=data, trace_header=None, activity_store={},
+    )
+    execution.start()
+    out = dict(execution.to_start_sync_execution_output())
+    out["status"] = str(getattr(out.get("status"), "value", out.get("status")))
+    out.pop("inputDetails", None)
+    out.pop("outputDetails", None)
+    return out

@@ -1,0 +1,152 @@
+"""The one internal model under all dialects.
+
+A dialect codec turns its wire request into a :class:`GenerationRequest` and a
+:class:`GenerationResult` back into its wire response. Everything between
+(jobs, the state machine, providers, storage) speaks only these types. They
+are pydantic models because they cross process boundaries as JSON (Step
+Functions input/output, DynamoDB job records).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+OutputFormat = Literal["png", "jpeg", "webp"]
+Dialect = Literal["legacy", "content", "openai", "agentai", "ingest", "cli"]
+
+MEDIA_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+EXTENSIONS: dict[str, str] = {v: k for k, v in MEDIA_TYPES.items()}
+
+
+def new_job_id() -> str:
+    return str(uuid.uuid4())
+
+
+def now() -> float:
+    return round(time.time(), 3)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ImageInput(_Model):
+    """A reference image, mask or edit input.
+
+    Exactly one source: a URL fetched server-side (guarded, see
+    :mod:`imagemint.fetch`), or an object already in our bucket (uploads and
+    base64 inputs are put there by the API function, because Step Functions
+    payloads are limited to 256 KB).
+    """
+
+    url: str | None = None
+    s3_key: str | None = None
+    media_type: str | None = None
+    name: str = "image"  # which request field it came from, for error messages
+
+
+class GenerationRequest(_Model):
+    prompt: str
+    model: str  # the model name as the client gave it (or the dialect default)
+    n: int = 1
+    size: str | None = None  # "WxH" or "auto"
+    aspect_ratio: str | None = None  # "16:9", "auto", ...
+    resolution: str | None = None  # "0.5K" | "1K" | "2K" | "4K"
+    output_format: OutputFormat = "png"
+    output_compression: int | None = None
+    quality: str | None = None
+    style: str | None = None
+    background: str | None = None
+    moderation: str | None = None
+    seed: int | None = None
+    references: list[ImageInput] = Field(default_factory=list)
+    mask: ImageInput | None = None
+    archive: bool = False
+    mint: bool = False
+    dialect: Dialect
+    account_id: str
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class StoredImage(_Model):
+    """An image kept in our bucket."""
+
+    key: str
+    media_type: str
+    width: int
+    height: int
+    bytes: int
+    sha256: str
+    revised_prompt: str | None = None
+
+
+class Usage(_Model):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    images: int = 0
+
+
+class GenerationResult(_Model):
+    job_id: str
+    images: list[StoredImage]
+    model: str  # the model that actually ran (after aliases)
+    requested_model: str
+    provider: str
+    size: str  # "WxH" of the first image
+    usage: Usage = Field(default_factory=Usage)
+    warnings: list[str] = Field(default_factory=list)
+    created: int = Field(default_factory=lambda: int(time.time()))
+    cost_usd: float = 0.0
+    provider_metadata: dict[str, Any] = Field(default_factory=dict)
+    # Provenance, filled by the archive and mint steps when they ran.
+    archive: list[dict[str, Any]] | None = None
+    metadata_archive: dict[str, Any] | None = None
+    moment: dict[str, Any] | None = None
+
+
+JobStatus = Literal["ACCEPTED", "RUNNING", "SUCCEEDED", "PARTIAL", "FAILED"]
+
+
+class Job(_Model):
+    model_config = ConfigDict(extra="ignore")
+
+    job_id: str
+    account_id: str
+    dialect: str
+    model: str
+    status: JobStatus = "ACCEPTED"
+    created_at: float = Field(default_factory=now)
+    updated_at: float = Field(default_factory=now)
+    request: dict[str, Any] = Field(default_factory=dict)
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    transitions: list[dict[str, Any]] = Field(default_factory=list)
+    execution_arn: str | None = None
+
+
+class Account(_Model):
+    model_config = ConfigDict(extra="ignore")
+
+    account_id: str
+    name: str
+    credits: int = 0
+    plan: str = "free"
+    wallet_address: str | None = None
+    created_at: float = Field(default_factory=now)
+
+
+class ApiKeyRecord(_Model):
+    model_config = ConfigDict(extra="ignore")
+
+    key_hash: str
+    account_id: str
+    prefix: str  # the first characters of the key, shown to humans
+    created_at: float = Field(default_factory=now)
+    expires_at: float | None = None
+    revoked: bool = False
+    last_used_at: float | None = None

@@ -1,0 +1,127 @@
+"""Ports: the small interfaces behind which everything outside the domain sits.
+
+Adapters implement them (``imagemint.adapters.*``, ``imagemint.providers.*``);
+unit tests use the in-memory implementations in ``imagemint.adapters.memory``.
+Concrete adapters take their client or session as a constructor argument.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from imagemint.models import Account, ApiKeyRecord, GenerationRequest, Job
+
+
+@dataclass(frozen=True)
+class InputImage:
+    """A reference / edit image after it was fetched and checked."""
+
+    data: bytes
+    media_type: str
+    name: str = "image"
+
+
+@dataclass(frozen=True)
+class ProviderCall:
+    """One call to one provider, after the model registry resolved the request."""
+
+    prompt: str
+    provider_model: str
+    n: int
+    width: int
+    height: int
+    output_format: str = "png"
+    size: str | None = None  # the provider's own size string where it has one
+    aspect_ratio: str | None = None
+    resolution: str | None = None
+    quality: str | None = None
+    style: str | None = None
+    background: str | None = None
+    output_compression: int | None = None
+    moderation: str | None = None
+    seed: int | None = None
+    references: tuple[InputImage, ...] = ()
+    mask: InputImage | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProviderImage:
+    data: bytes
+    media_type: str
+    width: int
+    height: int
+    revised_prompt: str | None = None
+
+
+@dataclass
+class ProviderResult:
+    images: list[ProviderImage]
+    model: str  # the provider model that ran
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    warnings: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class ImageProvider(Protocol):
+    name: str
+
+    def generate(self, call: ProviderCall) -> ProviderResult:
+        """Generate ``call.n`` images (``n`` never exceeds the model's per-call limit).
+
+        Raises domain errors (``ModerationBlocked``, ``ProviderError``,
+        ``ProviderTimeout``, ``RateLimited``, ``InvalidRequest``) only.
+        """
+        ...
+
+
+class ImageStore(Protocol):
+    def put(self, key: str, data: bytes, media_type: str, metadata: dict[str, str] | None = None) -> None: ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def head(self, key: str) -> dict[str, Any] | None:
+        """Object size, content type and user metadata, or None when absent."""
+        ...
+
+    def url(self, key: str, expires_in: int) -> str:
+        """A URL a client can fetch the object from for ``expires_in`` seconds."""
+        ...
+
+
+class JobStore(Protocol):
+    def create(self, job: Job) -> None: ...
+
+    def get(self, job_id: str) -> Job | None: ...
+
+    def update(self, job_id: str, **fields: Any) -> Job:
+        """Set fields and append a transition when ``status`` changes."""
+        ...
+
+
+class AccountStore(Protocol):
+    def create_account(self, account: Account) -> None: ...
+
+    def get_account(self, account_id: str) -> Account | None: ...
+
+    def put_key(self, record: ApiKeyRecord) -> None: ...
+
+    def get_key(self, key_hash: str) -> ApiKeyRecord | None: ...
+
+    def charge(self, account_id: str, amount: int) -> int:
+        """Take ``amount`` credits atomically; raise InsufficientCredits; return the new balance."""
+        ...
+
+    def refund(self, account_id: str, amount: int) -> int: ...
+
+    def add_credits(self, account_id: str, amount: int) -> int: ...
+
+
+class Pipeline(Protocol):
+    """Runs the generation state machine for one job."""
+
+    def run_sync(self, job_id: str, request: GenerationRequest) -> dict[str, Any]:
+        """Run to the end; return the state machine's output (the job record's result)."""
+        ...

@@ -1,0 +1,203 @@
+"""The state machine's task logic: generate, record, record failure.
+
+Each function takes the step's input (a dict, as Step Functions passes it) and
+returns its output. ``step_handler`` turns a domain error into a Lambda error
+whose ``errorType`` is the domain class name (so ASL ``Retry``/``Catch`` can
+match it) and whose message is the error's JSON (so the failure step can
+record exactly what failed).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from imagemint import registry
+from imagemint.deps import Deps
+from imagemint.errors import ImagemintError, InternalError, from_dict
+from imagemint.models import EXTENSIONS, GenerationRequest, GenerationResult, ImageInput, StoredImage, Usage
+from imagemint.observability import logger
+from imagemint.ports import InputImage, ProviderCall, ProviderResult
+from imagemint.service import _aliases, sha256_hex
+
+_STEP_ERRORS: dict[str, type[Exception]] = {}
+
+
+def _step_error(exc: ImagemintError) -> Exception:
+    name = type(exc).__name__
+    cls = _STEP_ERRORS.get(name)
+    if cls is None:
+        cls = _STEP_ERRORS[name] = type(name, (Exception,), {"__module__": "imagemint.steps"})
+    return cls(json.dumps(exc.to_dict()))
+
+
+def step_handler(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(event: dict[str, Any], context: Any = None) -> Any:
+        try:
+            return fn(event, context)
+        except ImagemintError as exc:
+            raise _step_error(exc) from None
+
+    return wrapper
+
+
+def error_from_step(error: dict[str, Any] | None) -> dict[str, Any]:
+    """The domain error dict from a Catch's ``{"Error", "Cause"}``."""
+    if not error:
+        return InternalError("Unknown failure").to_dict()
+    name = str(error.get("Error") or "")
+    cause = error.get("Cause")
+    message = None
+    if isinstance(cause, str):
+        try:
+            parsed = json.loads(cause)
+        except json.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, dict):
+            message = parsed.get("errorMessage")
+    if isinstance(message, str):
+        try:
+            data = json.loads(message)
+            if isinstance(data, dict) and "code" in data:
+                return from_dict(data).to_dict()
+        except json.JSONDecodeError:
+            pass
+    if name.startswith("States.") or name.startswith("Lambda."):
+        return InternalError(f"Pipeline step failed ({name})").to_dict()
+    return InternalError(f"Pipeline step failed ({name or 'unknown error'})").to_dict()
+
+
+def load_input(deps: Deps, item: ImageInput) -> InputImage:
+    if item.s3_key:
+        return InputImage(deps.images.get(item.s3_key), item.media_type or "image/png", item.name)
+    if item.url:
+        from imagemint.fetch import fetch_image
+
+        return fetch_image(
+            item.url,
+            name=item.name,
+            max_bytes=deps.settings.max_input_image_bytes,
+            timeout=deps.settings.fetch_timeout_s,
+        )
+    raise InternalError(f"Input {item.name} has no source")
+
+
+def _calls(n: int, per_call: int) -> list[int]:
+    out = []
+    while n > 0:
+        out.append(min(n, per_call))
+        n -= out[-1]
+    return out
+
+
+def generate(deps: Deps, job_id: str, request: GenerationRequest) -> GenerationResult:
+    """Run the provider for ``request`` and keep every image in our bucket."""
+    from imagemint.providers import provider_for
+
+    deps.jobs.update(job_id, status="RUNNING")
+    resolved = registry.resolve(request, aliases=_aliases(deps), has_refs=bool(request.references))
+    refs = tuple(load_input(deps, r) for r in request.references)
+    mask = load_input(deps, request.mask) if request.mask else None
+    provider, warnings = provider_for(resolved.spec, deps.settings)
+    warnings = [*resolved.warnings, *warnings]
+    options = registry.call_options(request, resolved)
+
+    def one(k: int, index: int) -> ProviderResult:
+        seed = None if request.seed is None else request.seed + index
+        call = ProviderCall(
+            prompt=request.prompt,
+            provider_model=resolved.spec.provider_model,
+            n=k,
+            width=resolved.width,
+            height=resolved.height,
+            output_format=request.output_format,
+            size=resolved.provider_size,
+            aspect_ratio=resolved.aspect_ratio,
+            resolution=resolved.resolution,
+            seed=seed,
+            references=refs,
+            mask=mask,
+            output_compression=request.output_compression,
+            moderation=request.moderation,
+            **options,
+        )
+        return provider.generate(call)
+
+    counts = _calls(request.n, resolved.spec.max_per_call)
+    starts = [sum(counts[:i]) for i in range(len(counts))]
+    results: list[ProviderResult | ImagemintError] = []
+    if len(counts) == 1:
+        results.append(one(counts[0], 0))
+    else:
+        with ThreadPoolExecutor(max_workers=min(4, len(counts))) as pool:
+            futures = [pool.submit(one, k, s) for k, s in zip(counts, starts, strict=True)]
+            for f in futures:
+                try:
+                    results.append(f.result())
+                except ImagemintError as exc:
+                    results.append(exc)
+    ok = [r for r in results if isinstance(r, ProviderResult)]
+    failed = [r for r in results if isinstance(r, ImagemintError)]
+    if not ok:
+        raise failed[0]
+    if failed:
+        missing = sum(k for k, r in zip(counts, results, strict=True) if isinstance(r, ImagemintError))
+        warnings.append(
+            f"{missing} of {request.n} images could not be generated: {failed[0].message}"
+        )
+
+    stored: list[StoredImage] = []
+    usage = Usage()
+    meta: dict[str, Any] = {}
+    for r in ok:
+        warnings.extend(w for w in r.warnings if w not in warnings)
+        usage.prompt_tokens += r.prompt_tokens
+        usage.completion_tokens += r.completion_tokens
+        meta.update(r.metadata)
+        for img in r.images:
+            i = len(stored)
+            ext = EXTENSIONS.get(img.media_type, "bin")
+            key = f"images/{job_id}/{i}.{ext}"
+            deps.images.put(key, img.data, img.media_type, {"job-id": job_id})
+            stored.append(
+                StoredImage(
+                    key=key, media_type=img.media_type, width=img.width, height=img.height,
+                    bytes=len(img.data), sha256=sha256_hex(img.data), revised_prompt=img.revised_prompt,
+                )
+            )
+    if not stored:
+        from imagemint.errors import ProviderError
+
+        raise ProviderError("The provider returned no image")
+    usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
+    usage.images = len(stored)
+    logger.info("generated", extra={"job_id": job_id, "images": len(stored), "model": resolved.spec.name})
+    return GenerationResult(
+        job_id=job_id,
+        images=stored,
+        model=resolved.spec.name,
+        requested_model=request.model,
+        provider=str(meta.get("provider", provider.name)),
+        size=f"{stored[0].width}x{stored[0].height}",
+        usage=usage,
+        warnings=warnings,
+        cost_usd=round(resolved.price_per_image * len(stored), 6),
+        provider_metadata=meta,
+    )
+
+
+def record(deps: Deps, job_id: str, result: dict[str, Any]) -> dict[str, Any]:
+    res = GenerationResult.model_validate(result)
+    deps.jobs.update(job_id, status="SUCCEEDED", result=res.model_dump(exclude_none=True))
+    return res.model_dump(exclude_none=True)
+
+
+def record_failure(deps: Deps, job_id: str, error: dict[str, Any] | None) -> dict[str, Any]:
+    err = error_from_step(error)
+    deps.jobs.update(job_id, status="FAILED", error=err)
+    logger.warning("job failed", extra={"job_id": job_id, "code": err.get("code")})
+    return {"job_id": job_id, "error": err}
