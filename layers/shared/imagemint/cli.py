@@ -126,6 +126,7 @@ def _account_deps(args: argparse.Namespace) -> Any:
         info = json.loads(rt_file.read_text())
         os.environ.update(info["env"])
         os.environ.update({"AWS_ENDPOINT_URL": info["aws_endpoint_url"], "AWS_REGION": info["region"],
+                           "AWS_DEFAULT_REGION": info["region"],
                            "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"})  # noqa: S105
     elif args.stack_name:
         import boto3

@@ -23,8 +23,21 @@ class Deps:
     pipeline: Pipeline | None = None
 
 
-@lru_cache(maxsize=1)
+_override: Deps | None = None
+
+
+def set_deps(deps: Deps) -> None:
+    """Use ``deps`` for every later ``get_deps()`` (tests, the local runtime) until ``reset_deps()``."""
+    global _override
+    _override = deps
+
+
 def get_deps() -> Deps:
+    return _override if _override is not None else _build_deps()
+
+
+@lru_cache(maxsize=1)
+def _build_deps() -> Deps:
     from imagemint.adapters.aws import (
         DynamoAccountStore,
         DynamoJobStore,
@@ -50,4 +63,6 @@ def get_deps() -> Deps:
 
 
 def reset_deps() -> None:
-    get_deps.cache_clear()
+    global _override
+    _override = None
+    _build_deps.cache_clear()

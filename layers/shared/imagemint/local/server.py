@@ -147,6 +147,12 @@ def make_server(api: LocalApi, host: str, port: int, *, quiet: bool = True) -> T
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             if length > API_GATEWAY_MAX_BODY:
+                remaining = min(length, 8 * API_GATEWAY_MAX_BODY)  # drain what a client may still send
+                while remaining > 0:
+                    chunk = self.rfile.read(min(remaining, 1 << 20))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
                 data = b'{"message":"Request Entity Too Large"}'
                 self.send_response(413)
                 self.send_header("Content-Type", "application/json")

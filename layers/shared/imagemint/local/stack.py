@@ -75,6 +75,7 @@ class LocalStack:
             "AWS_REGION": REGION,
             "MOTO_PORT": str(port),
             "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+            "IMAGEMINT_LOG_STREAM": "stderr",
         }
         os.environ.update(base_env)
         self._configure_moto()
@@ -234,7 +235,8 @@ class LocalStack:
         path.chmod(0o600)
         (self.state_dir / "runtime.json").write_text(json.dumps({
             "aws_endpoint_url": self.aws_endpoint, "region": REGION, "env": {
-                k: v for k, v in self.env.items() if k.startswith("IMAGEMINT_") and "SECRET" not in k
+                k: v for k, v in self.env.items()
+                if k.startswith("IMAGEMINT_") and not k.endswith(("_SECRET", "_KEY"))
             }, "started_at": time.time(),
         }, indent=2) + "\n")
         return info

@@ -15,7 +15,17 @@ from imagemint.registry import ModelSpec
 from imagemint.settings import Settings
 
 _cache: dict[str, Any] = {}
+_overrides: dict[str, ImageProvider] = {}
 _lock = threading.Lock()
+
+
+def register_provider(name: str, provider: ImageProvider | None) -> None:
+    """Run every model of provider ``name`` ("openai", "fal") on ``provider`` (tests); None removes it."""
+    with _lock:
+        if provider is None:
+            _overrides.pop(name, None)
+        else:
+            _overrides[name] = provider
 
 
 def _secret(value: Any, param: str) -> str | None:
@@ -46,6 +56,8 @@ def _cached(name: str, build: Any) -> Any:
 
 def provider_for(spec: ModelSpec, settings: Settings) -> tuple[ImageProvider, list[str]]:
     """The provider that runs ``spec``, and warnings to pass on to the client."""
+    if spec.provider in _overrides:
+        return _overrides[spec.provider], []
     if spec.provider == "openai":
         key = _secret(settings.openai_api_key, settings.openai_api_key_param)
         if key:
@@ -69,3 +81,4 @@ def provider_for(spec: ModelSpec, settings: Settings) -> tuple[ImageProvider, li
 def reset_providers() -> None:
     with _lock:
         _cache.clear()
+        _overrides.clear()
