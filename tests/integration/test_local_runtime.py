@@ -42,7 +42,10 @@ def served(tmp_path_factory):
     port = _free_port()
     proc = subprocess.Popen(
         [IMAGEMINT, "serve", "--port", str(port), "--state-dir", str(state), "--no-demo"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     info_file = state / "dev-account.json"
     deadline = time.monotonic() + 60
@@ -65,8 +68,9 @@ def served(tmp_path_factory):
 
 def call(base, method, path, body=None, headers=None, raw=None):
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    req = urllib.request.Request(base + path, data=data, method=method,
-                                 headers={"Content-Type": "application/json", **(headers or {})})
+    req = urllib.request.Request(
+        base + path, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+    )
     try:
         with urllib.request.urlopen(req, timeout=60) as r:
             return r.status, dict(r.headers), r.read()
@@ -81,8 +85,13 @@ def fetch(url):
 
 def job_items(served):
     rt = served["runtime"]
-    ddb = boto3.client("dynamodb", endpoint_url=rt["aws_endpoint_url"], region_name=rt["region"],
-                       aws_access_key_id="local", aws_secret_access_key="local")
+    ddb = boto3.client(
+        "dynamodb",
+        endpoint_url=rt["aws_endpoint_url"],
+        region_name=rt["region"],
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
     return ddb.scan(TableName=rt["env"]["IMAGEMINT_JOBS_TABLE"])["Items"]
 
 
@@ -105,7 +114,9 @@ def test_unknown_route_is_api_gateway_404(served):
 
 
 def test_body_over_api_gateway_limit_is_413(served):
-    status, _, body = call(served["base_url"], "POST", "/v1/images/generations", raw=b"x" * (10 * 1024 * 1024 + 1))
+    status, _, body = call(
+        served["base_url"], "POST", "/v1/images/generations", raw=b"x" * (10 * 1024 * 1024 + 1)
+    )
     assert status == 413
 
 
@@ -113,8 +124,9 @@ def test_openai_sdk_b64_json_and_url(served):
     from openai import OpenAI
 
     client = OpenAI(api_key=served["api_key"], base_url=served["base_url"] + "/v1", max_retries=0)
-    res = client.images.generate(model="gpt-image-1", prompt="a red bicycle", size="1536x1024",
-                                 response_format="b64_json", n=2)
+    res = client.images.generate(
+        model="gpt-image-1", prompt="a red bicycle", size="1536x1024", response_format="b64_json", n=2
+    )
     assert len(res.data) == 2
     for item in res.data:
         assert png_size(base64.b64decode(item.b64_json)) == ("PNG", (1536, 1024))
@@ -150,8 +162,13 @@ def test_openai_sdk_edit_with_two_images_and_mask(served):
     mask.seek(0)
     mask.name = "mask.png"
     client = OpenAI(api_key=served["api_key"], base_url=served["base_url"] + "/v1", max_retries=0)
-    res = client.images.edit(model="gpt-image-1", image=[png("red"), png("green")], mask=mask,
-                             prompt="make it a poster", response_format="b64_json")
+    res = client.images.edit(
+        model="gpt-image-1",
+        image=[png("red"), png("green")],
+        mask=mask,
+        prompt="make it a poster",
+        response_format="b64_json",
+    )
     data = base64.b64decode(res.data[0].b64_json)
     img = Image.open(io.BytesIO(data)).convert("RGB")
     r, g, b = img.resize((1, 1)).getpixel((0, 0))
@@ -166,7 +183,9 @@ def test_aigne_path_legacy_content_agentai(served):
     out = json.loads(body)
     assert out["model"] == "gpt-image-1" and out["data"][0]["url"]  # dall-e-2 is aliased
 
-    status, _, body = call(base, "GET", f"/api/image/generate?prompt=tuxedo%20cat&account_id={served['account_id']}")
+    status, _, body = call(
+        base, "GET", f"/api/image/generate?prompt=tuxedo%20cat&account_id={served['account_id']}"
+    )
     assert status == 200
     legacy = json.loads(body)
     img = legacy["images"][0]
@@ -174,18 +193,26 @@ def test_aigne_path_legacy_content_agentai(served):
     assert bytes(img["uint8Array"]) == base64.b64decode(img["base64"])
     assert legacy["providerMetadata"] == {"model": "gpt-image-1", "size": "1024x1024"}
 
-    status, _, body = call(base, "POST", "/api/content/image",
-                           {"template": "artist-caption-stage", "num_images": 2, "aspect_ratio": "16:9"},
-                           {"x-api-key": key})
+    status, _, body = call(
+        base,
+        "POST",
+        "/api/content/image",
+        {"template": "artist-caption-stage", "num_images": 2, "aspect_ratio": "16:9"},
+        {"x-api-key": key},
+    )
     assert status == 200
     content = json.loads(body)
     assert content["imageUrl"] == content["images"][0] and len(content["images"]) == 2
     status, ctype, data = fetch(content["imageUrl"])
     assert status == 200 and png_size(data) == ("PNG", (1024, 576))
 
-    status, _, body = call(base, "POST", "/action/generate_image",
-                           {"prompt": "<b>sunset</b>", "model": "FLUX.1 [schnell]", "model_aspect_ratio": "1:1"},
-                           auth)
+    status, _, body = call(
+        base,
+        "POST",
+        "/action/generate_image",
+        {"prompt": "<b>sunset</b>", "model": "FLUX.1 [schnell]", "model_aspect_ratio": "1:1"},
+        auth,
+    )
     assert status == 200
     agent = json.loads(body)
     assert "&lt;b&gt;sunset&lt;/b&gt;" in agent["response"] and "<b>" not in agent["response"]
@@ -196,8 +223,13 @@ def test_aigne_path_legacy_content_agentai(served):
 
 
 def test_every_generation_leaves_a_job_record(served):
-    call(served["base_url"], "POST", "/v1/images/generations", {"prompt": "job check", "model": "gpt-image-1"},
-         {"Authorization": f"Bearer {served['api_key']}"})
+    call(
+        served["base_url"],
+        "POST",
+        "/v1/images/generations",
+        {"prompt": "job check", "model": "gpt-image-1"},
+        {"Authorization": f"Bearer {served['api_key']}"},
+    )
     items = job_items(served)
     assert items
     for item in items:
@@ -208,21 +240,50 @@ def test_every_generation_leaves_a_job_record(served):
 
 def test_cli_accounts_create_and_generate(served, tmp_path):
     out = subprocess.run(
-        [IMAGEMINT, "accounts", "create", "--name", "label", "--credits", "50", "--state-dir",
-         str(served["state_dir"])],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
+        [
+            IMAGEMINT,
+            "accounts",
+            "create",
+            "--name",
+            "label",
+            "--credits",
+            "50",
+            "--state-dir",
+            str(served["state_dir"]),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     created = json.loads(out.stdout)
     assert set(created) == {"account_id", "api_key"}
-    status, _, _ = call(served["base_url"], "POST", "/action/generate_image", {"prompt": "new account"},
-                        {"Authorization": f"Bearer {created['api_key']}"})
+    status, _, _ = call(
+        served["base_url"],
+        "POST",
+        "/action/generate_image",
+        {"prompt": "new account"},
+        {"Authorization": f"Bearer {created['api_key']}"},
+    )
     assert status == 200
 
     env = {**os.environ}
     res = subprocess.run(
-        [IMAGEMINT, "generate", "a lighthouse in a storm", "--out", str(tmp_path), "--state-dir",
-         str(tmp_path / "state")],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, env=env,
+        [
+            IMAGEMINT,
+            "generate",
+            "a lighthouse in a storm",
+            "--out",
+            str(tmp_path),
+            "--state-dir",
+            str(tmp_path / "state"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
     assert res.returncode == 0, res.stderr
     files = [Path(p) for p in res.stdout.split()]

@@ -47,7 +47,12 @@ def new_key() -> str:
 
 
 def create_account(
-    store: AccountStore, settings: Settings, *, name: str, credits: int = 0, account_id: str | None = None,
+    store: AccountStore,
+    settings: Settings,
+    *,
+    name: str,
+    credits: int = 0,
+    account_id: str | None = None,
     key: str | None = None,
 ) -> tuple[Account, str]:
     account = Account(account_id=account_id or str(uuid.uuid4()), name=name, credits=credits)
@@ -57,7 +62,11 @@ def create_account(
 
 
 def issue_key(
-    store: AccountStore, settings: Settings, account_id: str, *, key: str | None = None,
+    store: AccountStore,
+    settings: Settings,
+    account_id: str,
+    *,
+    key: str | None = None,
     expires_at: float | None = None,
 ) -> str:
     key = key or new_key()

@@ -30,8 +30,10 @@ def _err(msg: str) -> None:
 
 
 def _post(url: str, body: dict[str, Any], key: str, timeout: float = 300) -> dict[str, Any]:
-    req = urllib.request.Request(
-        url, data=json.dumps(body).encode(), method="POST",
+    req = urllib.request.Request(  # noqa: S310 - our own local API
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
     )
     try:
@@ -56,13 +58,21 @@ def _write_images(data: list[dict[str, Any]], out: Path, stem: str) -> list[Path
 def _demo(base_url: str, key: str, state_dir: Path) -> None:
     _err("demo: generating an image through POST /v1/images/generations ...")
     t0 = time.perf_counter()
-    res = _post(f"{base_url}/v1/images/generations", {
-        "model": "gpt-image-1", "prompt": "a neon koi fish swimming through a night city, synthwave poster",
-        "response_format": "b64_json", "size": "1024x1024",
-    }, key)
+    res = _post(
+        f"{base_url}/v1/images/generations",
+        {
+            "model": "gpt-image-1",
+            "prompt": "a neon koi fish swimming through a night city, synthwave poster",
+            "response_format": "b64_json",
+            "size": "1024x1024",
+        },
+        key,
+    )
     paths = _write_images(res["data"], state_dir / "demo", "koi")
-    _err(f"demo: {paths[0]} ({paths[0].stat().st_size} bytes, {time.perf_counter() - t0:.2f} s, "
-         f"model {res.get('model')})")
+    _err(
+        f"demo: {paths[0]} ({paths[0].stat().st_size} bytes, {time.perf_counter() - t0:.2f} s, "
+        f"model {res.get('model')})"
+    )
     for w in res.get("warnings") or []:
         _err(f"demo: warning: {w}")
 
@@ -125,15 +135,23 @@ def _account_deps(args: argparse.Namespace) -> Any:
             raise SystemExit("error: no local runtime found (start `imagemint serve`, or pass --aws)")
         info = json.loads(rt_file.read_text())
         os.environ.update(info["env"])
-        os.environ.update({"AWS_ENDPOINT_URL": info["aws_endpoint_url"], "AWS_REGION": info["region"],
-                           "AWS_DEFAULT_REGION": info["region"],
-                           "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"})  # noqa: S105
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": info["aws_endpoint_url"],
+                "AWS_REGION": info["region"],
+                "AWS_DEFAULT_REGION": info["region"],
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+            }
+        )  # noqa: S105
     elif args.stack_name:
         import boto3
 
         outputs = {
             o["OutputKey"]: o["OutputValue"]
-            for o in boto3.client("cloudformation").describe_stacks(StackName=args.stack_name)["Stacks"][0]["Outputs"]
+            for o in boto3.client("cloudformation").describe_stacks(StackName=args.stack_name)["Stacks"][0][
+                "Outputs"
+            ]
         }
         os.environ.setdefault("IMAGEMINT_JOBS_TABLE", outputs["JobsTableName"])
         os.environ.setdefault("IMAGEMINT_ACCOUNTS_TABLE", outputs["AccountsTableName"])

@@ -35,7 +35,8 @@ def handle(event: dict[str, Any], deps: Deps) -> Any:
         if deps.images.head(key) is None:
             raise NotFound("File not found")
         url = deps.images.url(key, 3600)
-        return Response(status_code=302, headers={"Location": url, "Cache-Control": "private, max-age=300"},
-                        body="")
+        return Response(
+            status_code=302, headers={"Location": url, "Cache-Control": "private, max-age=300"}, body=""
+        )
 
     return run()

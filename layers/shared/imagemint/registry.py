@@ -22,7 +22,21 @@ from imagemint.errors import InvalidRequest
 from imagemint.models import GenerationRequest
 
 ASPECT_RATIOS_FAL = (
-    "auto", "21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16", "4:1", "1:4", "8:1", "1:8",
+    "auto",
+    "21:9",
+    "16:9",
+    "3:2",
+    "4:3",
+    "5:4",
+    "1:1",
+    "4:5",
+    "3:4",
+    "2:3",
+    "9:16",
+    "4:1",
+    "1:4",
+    "8:1",
+    "1:8",
 )
 RESOLUTIONS = {"0.5K": 512, "1K": 1024, "2K": 2048, "4K": 4096}
 MAX_PROMPT = {"openai": 32000, "fal": 10000, "local": 32000}
@@ -68,9 +82,15 @@ class ModelSpec:
 _GPT_SIZES = ("auto", "1024x1024", "1536x1024", "1024x1536")
 _GPT_PRICE = Price(
     {
-        ("1024x1024", "low"): 0.011, ("1024x1024", "medium"): 0.042, ("1024x1024", "high"): 0.167,
-        ("1536x1024", "low"): 0.016, ("1536x1024", "medium"): 0.063, ("1536x1024", "high"): 0.25,
-        ("1024x1536", "low"): 0.016, ("1024x1536", "medium"): 0.063, ("1024x1536", "high"): 0.25,
+        ("1024x1024", "low"): 0.011,
+        ("1024x1024", "medium"): 0.042,
+        ("1024x1024", "high"): 0.167,
+        ("1536x1024", "low"): 0.016,
+        ("1536x1024", "medium"): 0.063,
+        ("1536x1024", "high"): 0.25,
+        ("1024x1536", "low"): 0.016,
+        ("1024x1536", "medium"): 0.063,
+        ("1024x1536", "high"): 0.25,
     },
     0.042,
 )
@@ -79,46 +99,104 @@ MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
         ModelSpec(
-            "gpt-image-1", "openai", "gpt-image-1", "gpt-image", sizes=_GPT_SIZES, max_per_call=10,
-            edits=True, output_formats=("png", "jpeg", "webp"), qualities=("low", "medium", "high", "auto"),
-            backgrounds=("transparent", "opaque", "auto"), price=_GPT_PRICE,
+            "gpt-image-1",
+            "openai",
+            "gpt-image-1",
+            "gpt-image",
+            sizes=_GPT_SIZES,
+            max_per_call=10,
+            edits=True,
+            output_formats=("png", "jpeg", "webp"),
+            qualities=("low", "medium", "high", "auto"),
+            backgrounds=("transparent", "opaque", "auto"),
+            price=_GPT_PRICE,
         ),
         ModelSpec(
-            "dall-e-2", "openai", "dall-e-2", "dall-e-2", sizes=("256x256", "512x512", "1024x1024"),
-            max_per_call=10, edits=True, qualities=("standard",),
+            "dall-e-2",
+            "openai",
+            "dall-e-2",
+            "dall-e-2",
+            sizes=("256x256", "512x512", "1024x1024"),
+            max_per_call=10,
+            edits=True,
+            qualities=("standard",),
             price=Price({("256x256", "*"): 0.016, ("512x512", "*"): 0.018}, 0.02),
         ),
         ModelSpec(
-            "dall-e-3", "openai", "dall-e-3", "dall-e-3", sizes=("1024x1024", "1792x1024", "1024x1792"),
-            max_per_call=1, max_n=1, qualities=("standard", "hd"), styles=("vivid", "natural"),
+            "dall-e-3",
+            "openai",
+            "dall-e-3",
+            "dall-e-3",
+            sizes=("1024x1024", "1792x1024", "1024x1792"),
+            max_per_call=1,
+            max_n=1,
+            qualities=("standard", "hd"),
+            styles=("vivid", "natural"),
             price=Price({("1024x1024", "hd"): 0.08, ("*", "hd"): 0.12, ("1024x1024", "*"): 0.04}, 0.08),
         ),
         ModelSpec(
-            "fal-ai/nano-banana-2", "fal", "fal-ai/nano-banana-2", "nano-banana",
-            aspect_ratios=ASPECT_RATIOS_FAL, resolutions=tuple(RESOLUTIONS), max_per_call=4, max_n=4,
-            edits=True, edit_model="fal-ai/nano-banana-2/edit", output_formats=("png", "jpeg", "webp"),
+            "fal-ai/nano-banana-2",
+            "fal",
+            "fal-ai/nano-banana-2",
+            "nano-banana",
+            aspect_ratios=ASPECT_RATIOS_FAL,
+            resolutions=tuple(RESOLUTIONS),
+            max_per_call=4,
+            max_n=4,
+            edits=True,
+            edit_model="fal-ai/nano-banana-2/edit",
+            output_formats=("png", "jpeg", "webp"),
             price=Price({("*", "4K"): 0.16}, 0.08),
         ),
         ModelSpec(
-            "fal-ai/nano-banana-2/edit", "fal", "fal-ai/nano-banana-2/edit", "nano-banana",
-            aspect_ratios=ASPECT_RATIOS_FAL, resolutions=tuple(RESOLUTIONS), max_per_call=4, max_n=4,
-            edits=True, edit_model="fal-ai/nano-banana-2/edit", output_formats=("png", "jpeg", "webp"),
+            "fal-ai/nano-banana-2/edit",
+            "fal",
+            "fal-ai/nano-banana-2/edit",
+            "nano-banana",
+            aspect_ratios=ASPECT_RATIOS_FAL,
+            resolutions=tuple(RESOLUTIONS),
+            max_per_call=4,
+            max_n=4,
+            edits=True,
+            edit_model="fal-ai/nano-banana-2/edit",
+            output_formats=("png", "jpeg", "webp"),
             price=Price({("*", "4K"): 0.16}, 0.08),
         ),
         ModelSpec(
-            "fal-ai/flux/schnell", "fal", "fal-ai/flux/schnell", "flux",
-            aspect_ratios=ASPECT_RATIOS_FAL, resolutions=tuple(RESOLUTIONS), max_per_call=4, max_n=4,
-            output_formats=("png", "jpeg"), price=Price({}, 0.003),
+            "fal-ai/flux/schnell",
+            "fal",
+            "fal-ai/flux/schnell",
+            "flux",
+            aspect_ratios=ASPECT_RATIOS_FAL,
+            resolutions=tuple(RESOLUTIONS),
+            max_per_call=4,
+            max_n=4,
+            output_formats=("png", "jpeg"),
+            price=Price({}, 0.003),
         ),
         ModelSpec(
-            "fal-ai/ideogram/v3", "fal", "fal-ai/ideogram/v3", "ideogram",
-            aspect_ratios=ASPECT_RATIOS_FAL, resolutions=tuple(RESOLUTIONS), max_per_call=4, max_n=4,
-            output_formats=("png",), price=Price({}, 0.06),
+            "fal-ai/ideogram/v3",
+            "fal",
+            "fal-ai/ideogram/v3",
+            "ideogram",
+            aspect_ratios=ASPECT_RATIOS_FAL,
+            resolutions=tuple(RESOLUTIONS),
+            max_per_call=4,
+            max_n=4,
+            output_formats=("png",),
+            price=Price({}, 0.06),
         ),
         ModelSpec(
-            "fal-ai/playground-v25", "fal", "fal-ai/playground-v25", "playground",
-            aspect_ratios=ASPECT_RATIOS_FAL, resolutions=tuple(RESOLUTIONS), max_per_call=4, max_n=4,
-            output_formats=("png", "jpeg"), price=Price({}, 0.02),
+            "fal-ai/playground-v25",
+            "fal",
+            "fal-ai/playground-v25",
+            "playground",
+            aspect_ratios=ASPECT_RATIOS_FAL,
+            resolutions=tuple(RESOLUTIONS),
+            max_per_call=4,
+            max_n=4,
+            output_formats=("png", "jpeg"),
+            price=Price({}, 0.02),
         ),
     )
 }
@@ -189,7 +267,9 @@ def nearest_size(sizes: tuple[str, ...], aspect_ratio: str) -> str:
     return min(fixed, key=lambda s: abs(parse_size(s)[0] / parse_size(s)[1] - target))
 
 
-def resolve(req: GenerationRequest, *, aliases: dict[str, str] | None = None, has_refs: bool = False) -> Resolved:
+def resolve(
+    req: GenerationRequest, *, aliases: dict[str, str] | None = None, has_refs: bool = False
+) -> Resolved:
     """Validate ``req`` against its model and work out what runs and at which size."""
     warnings: list[str] = []
     requested = req.model
@@ -209,10 +289,16 @@ def resolve(req: GenerationRequest, *, aliases: dict[str, str] | None = None, ha
     if req.quality is not None and not spec.qualities:
         raise InvalidRequest(f"quality is not supported by {spec.name}", param="quality")
     if req.style is not None and req.style not in spec.styles:
-        raise InvalidRequest(f"style is not supported by {spec.name}" if not spec.styles else
-                             f"Invalid style '{req.style}'; expected one of {', '.join(spec.styles)}", param="style")
+        raise InvalidRequest(
+            f"style is not supported by {spec.name}"
+            if not spec.styles
+            else f"Invalid style '{req.style}'; expected one of {', '.join(spec.styles)}",
+            param="style",
+        )
     if req.background is not None and req.background not in spec.backgrounds:
-        raise InvalidRequest(f"background '{req.background}' is not supported by {spec.name}", param="background")
+        raise InvalidRequest(
+            f"background '{req.background}' is not supported by {spec.name}", param="background"
+        )
     if req.output_format not in spec.output_formats:
         raise InvalidRequest(
             f"output_format '{req.output_format}' is not supported by {spec.name}; "
@@ -241,7 +327,9 @@ def resolve(req: GenerationRequest, *, aliases: dict[str, str] | None = None, ha
         if req.size is not None:
             raise InvalidRequest(f"{spec.name} takes aspect_ratio and resolution, not size", param="size")
         if aspect_ratio is not None and aspect_ratio not in spec.aspect_ratios:
-            raise InvalidRequest(f"Invalid aspect_ratio '{aspect_ratio}' for {spec.name}", param="aspect_ratio")
+            raise InvalidRequest(
+                f"Invalid aspect_ratio '{aspect_ratio}' for {spec.name}", param="aspect_ratio"
+            )
         if resolution is not None and resolution not in spec.resolutions:
             raise InvalidRequest(f"Invalid resolution '{resolution}' for {spec.name}", param="resolution")
         aspect_ratio = aspect_ratio or "auto"
@@ -261,9 +349,16 @@ def resolve(req: GenerationRequest, *, aliases: dict[str, str] | None = None, ha
     size_key = provider_size or resolution or "*"
     price = run.price.per_image(size_key, req.quality if run is spec else None)
     return Resolved(
-        requested=requested, spec=run, width=width, height=height, size=f"{width}x{height}",
-        provider_size=provider_size, aspect_ratio=aspect_ratio, resolution=resolution,
-        price_per_image=price, warnings=tuple(warnings),
+        requested=requested,
+        spec=run,
+        width=width,
+        height=height,
+        size=f"{width}x{height}",
+        provider_size=provider_size,
+        aspect_ratio=aspect_ratio,
+        resolution=resolution,
+        price_per_image=price,
+        warnings=tuple(warnings),
     )
 
 

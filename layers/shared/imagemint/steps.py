@@ -146,9 +146,7 @@ def generate(deps: Deps, job_id: str, request: GenerationRequest) -> GenerationR
         raise failed[0]
     if failed:
         missing = sum(k for k, r in zip(counts, results, strict=True) if isinstance(r, ImagemintError))
-        warnings.append(
-            f"{missing} of {request.n} images could not be generated: {failed[0].message}"
-        )
+        warnings.append(f"{missing} of {request.n} images could not be generated: {failed[0].message}")
 
     stored: list[StoredImage] = []
     usage = Usage()
@@ -165,8 +163,13 @@ def generate(deps: Deps, job_id: str, request: GenerationRequest) -> GenerationR
             deps.images.put(key, img.data, img.media_type, {"job-id": job_id})
             stored.append(
                 StoredImage(
-                    key=key, media_type=img.media_type, width=img.width, height=img.height,
-                    bytes=len(img.data), sha256=sha256_hex(img.data), revised_prompt=img.revised_prompt,
+                    key=key,
+                    media_type=img.media_type,
+                    width=img.width,
+                    height=img.height,
+                    bytes=len(img.data),
+                    sha256=sha256_hex(img.data),
+                    revised_prompt=img.revised_prompt,
                 )
             )
     if not stored:

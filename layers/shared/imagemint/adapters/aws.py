@@ -11,7 +11,7 @@ import json
 import os
 import threading
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from imagemint.errors import ImagemintError, InsufficientCredits, InternalError, NotFound
@@ -20,7 +20,7 @@ from imagemint.models import Account, ApiKeyRecord, GenerationRequest, Job, now
 _lock = threading.Lock()
 
 
-@lru_cache(maxsize=None)
+@cache
 def client(service: str, region: str) -> Any:
     """One boto3 client per service for the life of the process (warm invocations reuse it)."""
     import boto3
@@ -76,7 +76,11 @@ class S3ImageStore:
             r = self._s3.head_object(Bucket=self._bucket, Key=key)
         except ClientError:
             return None
-        return {"size": r["ContentLength"], "content_type": r.get("ContentType"), "metadata": r.get("Metadata", {})}
+        return {
+            "size": r["ContentLength"],
+            "content_type": r.get("ContentType"),
+            "metadata": r.get("Metadata", {}),
+        }
 
     def url(self, key: str, expires_in: int) -> str:
         return self._s3.generate_presigned_url(

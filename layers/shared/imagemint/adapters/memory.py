@@ -57,7 +57,10 @@ class MemoryJobStore:
             data.update(copy.deepcopy(fields))
             data["updated_at"] = now()
             if "status" in fields:
-                data["transitions"] = [*data["transitions"], {"status": fields["status"], "at": data["updated_at"]}]
+                data["transitions"] = [
+                    *data["transitions"],
+                    {"status": fields["status"], "at": data["updated_at"]},
+                ]
             self.jobs[job_id] = Job.model_validate(data)
             return self.jobs[job_id].model_copy(deep=True)
 

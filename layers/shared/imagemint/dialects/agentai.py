@@ -53,7 +53,12 @@ def parse(data: dict[str, Any], account_id: str) -> tuple[GenerationRequest, str
     ratio = _enum(data, "model_aspect_ratio", ASPECT_RATIOS, "9:16")
     full = f"{prompt} {STYLES[style]}".strip()
     request = GenerationRequest(
-        prompt=full, model=model, n=1, aspect_ratio=ratio, dialect="agentai", account_id=account_id,
+        prompt=full,
+        model=model,
+        n=1,
+        aspect_ratio=ratio,
+        dialect="agentai",
+        account_id=account_id,
     )
     return request, prompt
 
@@ -61,7 +66,11 @@ def parse(data: dict[str, Any], account_id: str) -> tuple[GenerationRequest, str
 def render(urls: list[str], prompt: str) -> dict[str, Any]:
     alt = html.escape(prompt, quote=True)
     tags = "".join(f'<img src="{html.escape(u, quote=True)}" alt="{alt}" /><br />' for u in urls)
-    return {"status": 200, "response": tags, "metadata": {"images": [{"prompt": prompt, "url": u} for u in urls]}}
+    return {
+        "status": 200,
+        "response": tags,
+        "metadata": {"images": [{"prompt": prompt, "url": u} for u in urls]},
+    }
 
 
 def handle(event: dict[str, Any], deps: Deps) -> Any:

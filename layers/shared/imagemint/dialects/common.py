@@ -85,7 +85,9 @@ class HttpRequest:
             raise Unauthorized("Authorization header must be 'Bearer <key>'")
         return token.strip()
 
-    def api_key(self, *, x_api_key: bool = True, bearer: bool = True, exactly_one: bool = False) -> str | None:
+    def api_key(
+        self, *, x_api_key: bool = True, bearer: bool = True, exactly_one: bool = False
+    ) -> str | None:
         """The key from ``x-api-key`` and/or ``Authorization: Bearer``."""
         xk = self.headers.get("x-api-key") if x_api_key else None
         bk = self.bearer() if bearer else None

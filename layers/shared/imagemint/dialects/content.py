@@ -19,8 +19,16 @@ DEFAULT_MODEL = "fal-ai/nano-banana-2"
 DEFAULT_PROMPT = "A striking, high-quality promotional image for a music artist"
 MAX_PROMPT = 5000
 FIELDS = {
-    "template", "prompt", "reference_image_url", "images", "num_images", "aspect_ratio", "resolution",
-    "model", "archive", "mint",
+    "template",
+    "prompt",
+    "reference_image_url",
+    "images",
+    "num_images",
+    "aspect_ratio",
+    "resolution",
+    "model",
+    "archive",
+    "mint",
 }
 
 
@@ -66,8 +74,11 @@ def parse(body: dict[str, Any], account_id: str) -> GenerationRequest:
 
     refs: list[ImageInput] = []
     if body.get("reference_image_url") is not None:
-        refs.append(ImageInput(url=_uri(body["reference_image_url"], "reference_image_url"),
-                               name="reference_image_url"))
+        refs.append(
+            ImageInput(
+                url=_uri(body["reference_image_url"], "reference_image_url"), name="reference_image_url"
+            )
+        )
     elif template and template["image"].get("reference_images"):
         refs.append(ImageInput(url=template["image"]["reference_images"][0], name="template"))
     images = body.get("images")
@@ -88,7 +99,9 @@ def parse(body: dict[str, Any], account_id: str) -> GenerationRequest:
         )
     resolution = body.get("resolution", "1K")
     if resolution not in registry.RESOLUTIONS:
-        raise InvalidRequest(f"resolution must be one of {', '.join(registry.RESOLUTIONS)}", param="resolution")
+        raise InvalidRequest(
+            f"resolution must be one of {', '.join(registry.RESOLUTIONS)}", param="resolution"
+        )
     model = body.get("model", DEFAULT_MODEL)
     if not isinstance(model, str) or model not in registry.MODELS or registry.MODELS[model].provider != "fal":
         raise InvalidRequest(f"Unknown fal model '{model}'", param="model")
@@ -99,8 +112,15 @@ def parse(body: dict[str, Any], account_id: str) -> GenerationRequest:
                 raise InvalidRequest(f"{flag} must be a boolean", param=flag)
             flags[flag] = body[flag]
     return GenerationRequest(
-        prompt=prompt, model=model, n=n, aspect_ratio=aspect, resolution=resolution,
-        references=refs, dialect="content", account_id=account_id, **flags,
+        prompt=prompt,
+        model=model,
+        n=n,
+        aspect_ratio=aspect,
+        resolution=resolution,
+        references=refs,
+        dialect="content",
+        account_id=account_id,
+        **flags,
     )
 
 
@@ -124,7 +144,9 @@ def handle_templates(event: dict[str, Any], deps: Deps) -> Any:
         req = HttpRequest.from_event(event, public_base_url=deps.settings.public_base_url)
         template_id = req.path_params.get("id")
         if template_id is None:
-            items = [{"id": t["id"], "description": t["description"]} for t in templates.all_templates().values()]
+            items = [
+                {"id": t["id"], "description": t["description"]} for t in templates.all_templates().values()
+            ]
             return response(200, {"status": "success", "templates": items})
         return response(200, templates.get_template(template_id))
 

@@ -70,7 +70,9 @@ def render(deps: Deps, result: GenerationResult, limit: int) -> dict[str, Any]:
     ]
     archive = (result.archive or [None])[0]
     if archive is None and "imageUrl omitted" not in " ".join(warnings):
-        warnings.append("Arweave storage and minting did not run: imageUrl, arweaveResult and moment are null")
+        warnings.append(
+            "Arweave storage and minting did not run: imageUrl, arweaveResult and moment are null"
+        )
     return {
         "images": images,
         "warnings": warnings,
@@ -101,8 +103,14 @@ def handle(event: dict[str, Any], deps: Deps) -> Any:
         else:
             auth.get_account_or_404(deps.accounts, account_id)
         request = GenerationRequest(
-            prompt=prompt, model=DEFAULT_MODEL, n=1, size="1024x1024", dialect="legacy",
-            account_id=account_id, archive=True, mint=True,
+            prompt=prompt,
+            model=DEFAULT_MODEL,
+            n=1,
+            size="1024x1024",
+            dialect="legacy",
+            account_id=account_id,
+            archive=True,
+            mint=True,
         )
         result = service.submit(deps, request)
         return response(200, render(deps, result, deps.settings.response_limit_bytes))

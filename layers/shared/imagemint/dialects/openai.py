@@ -32,21 +32,49 @@ ENUMS = {
     "moderation": ("low", "auto"),
 }
 KNOWN = {
-    "prompt", "model", "image", "mask", "n", "size", "response_format", "quality", "style", "background",
-    "output_format", "output_compression", "moderation", "user", "archive", "mint", "stream",
-    "partial_images", "input_fidelity",
+    "prompt",
+    "model",
+    "image",
+    "mask",
+    "n",
+    "size",
+    "response_format",
+    "quality",
+    "style",
+    "background",
+    "output_format",
+    "output_compression",
+    "moderation",
+    "user",
+    "archive",
+    "mint",
+    "stream",
+    "partial_images",
+    "input_fidelity",
 }
 
 _TYPES = {
-    400: "invalid_request_error", 401: "invalid_request_error", 402: "insufficient_quota",
-    403: "permission_error", 404: "not_found_error", 409: "conflict_error", 413: "invalid_request_error",
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    402: "insufficient_quota",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
     429: "rate_limit_exceeded",
 }
 _CODES = {
-    "invalid_request": None, "input_refused": "invalid_image_url", "unauthorized": "invalid_api_key",
-    "insufficient_credits": "insufficient_quota", "rate_limited": "rate_limit_exceeded",
-    "payload_too_large": "payload_too_large", "not_found": "not_found", "forbidden": "forbidden",
-    "provider_timeout": "timeout", "provider_error": "provider_error", "internal_error": "server_error",
+    "invalid_request": None,
+    "input_refused": "invalid_image_url",
+    "unauthorized": "invalid_api_key",
+    "insufficient_credits": "insufficient_quota",
+    "rate_limited": "rate_limit_exceeded",
+    "payload_too_large": "payload_too_large",
+    "not_found": "not_found",
+    "forbidden": "forbidden",
+    "provider_timeout": "timeout",
+    "provider_error": "provider_error",
+    "internal_error": "server_error",
     "conflict": "conflict",
 }
 
@@ -90,7 +118,9 @@ def _fields(data: dict[str, Any]) -> dict[str, Any]:
     if isinstance(comp, str) and comp.strip().isdigit():
         comp = int(comp)
     if comp is not None and (isinstance(comp, bool) or not isinstance(comp, int) or not 0 <= comp <= 100):
-        raise InvalidRequest("output_compression must be an integer from 0 to 100", param="output_compression")
+        raise InvalidRequest(
+            "output_compression must be an integer from 0 to 100", param="output_compression"
+        )
     if data.get("stream") in (True, "true"):
         raise InvalidRequest("stream is not supported; use response_format url or b64_json", param="stream")
     flags = {}
@@ -103,10 +133,17 @@ def _fields(data: dict[str, Any]) -> dict[str, Any]:
                 raise InvalidRequest(f"{flag} must be a boolean", param=flag)
             flags[flag] = v
     return {
-        "prompt": prompt.strip(), "model": model, "n": n, "size": data.get("size"),
-        "quality": data.get("quality"), "style": data.get("style"), "background": data.get("background"),
-        "moderation": data.get("moderation"), "output_format": data.get("output_format") or "png",
-        "output_compression": comp, **flags,
+        "prompt": prompt.strip(),
+        "model": model,
+        "n": n,
+        "size": data.get("size"),
+        "quality": data.get("quality"),
+        "style": data.get("style"),
+        "background": data.get("background"),
+        "moderation": data.get("moderation"),
+        "output_format": data.get("output_format") or "png",
+        "output_compression": comp,
+        **flags,
     }
 
 
@@ -130,8 +167,9 @@ def _image_inputs(value: Any, max_bytes: int) -> tuple[list[ImageInput], list[In
     return urls, uploads
 
 
-def parse_json(req: HttpRequest, account_id: str, max_bytes: int) -> tuple[GenerationRequest, dict[str, Any],
-                                                                            list[InputImage]]:
+def parse_json(
+    req: HttpRequest, account_id: str, max_bytes: int
+) -> tuple[GenerationRequest, dict[str, Any], list[InputImage]]:
     data = req.json_object()
     fields = _fields(data)
     response_format = data.get("response_format") or "url"
@@ -143,8 +181,9 @@ def parse_json(req: HttpRequest, account_id: str, max_bytes: int) -> tuple[Gener
     return request, {"response_format": response_format}, uploads
 
 
-def parse_edit(req: HttpRequest, account_id: str, max_bytes: int) -> tuple[GenerationRequest, dict[str, Any],
-                                                                           list[InputImage], InputImage | None]:
+def parse_edit(
+    req: HttpRequest, account_id: str, max_bytes: int
+) -> tuple[GenerationRequest, dict[str, Any], list[InputImage], InputImage | None]:
     if req.content_type != "multipart/form-data":
         raise InvalidRequest("Edits take multipart/form-data (image files, mask, prompt)")
     parts = parse_multipart(req.headers["content-type"], req.body)
@@ -198,7 +237,8 @@ def render(deps: Deps, result: Any, opts: dict[str, Any], limit: int) -> dict[st
         data.append(item)
     if total > limit:
         raise InvalidRequest(
-            "The images exceed the 6 MB response limit as b64_json; ask for response_format=url or fewer images",
+            "The images exceed the 6 MB response limit as b64_json; "
+            "ask for response_format=url or fewer images",
             param="response_format",
         )
     return {

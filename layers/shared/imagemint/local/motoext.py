@@ -77,12 +77,22 @@ def run_sync_execution(backend: Any, arn: str, name: str, data: str) -> dict[str
 
     sm = backend.describe_state_machine(arn)
     clone = copy.deepcopy(sm, {id(sm.executions): [], id(sm.backend): sm.backend})
-    exec_arn = f"arn:aws:states:{backend.region_name}:{backend.account_id}:express:{sm.name}:{name}:{uuid.uuid4()}"
+    exec_arn = (
+        f"arn:aws:states:{backend.region_name}:{backend.account_id}:express:{sm.name}:{name}:{uuid.uuid4()}"
+    )
     execution = SyncExecution(
-        name=name, sm_type=clone.sm_type, role_arn=clone.roleArn, exec_arn=exec_arn,
-        account_id=backend.account_id, region_name=backend.region_name, state_machine=clone,
-        start_date=datetime.datetime.now(tz=datetime.UTC), cloud_watch_logging_session=None,
-        input_data=data, trace_header=None, activity_store={},
+        name=name,
+        sm_type=clone.sm_type,
+        role_arn=clone.roleArn,
+        exec_arn=exec_arn,
+        account_id=backend.account_id,
+        region_name=backend.region_name,
+        state_machine=clone,
+        start_date=datetime.datetime.now(tz=datetime.UTC),
+        cloud_watch_logging_session=None,
+        input_data=data,
+        trace_header=None,
+        activity_store={},
     )
     execution.start()
     out = dict(execution.to_start_sync_execution_output())

@@ -60,7 +60,11 @@ class InProcessFunction:
     def invoke(self, event: Any) -> Any:
         handler = self.handler()
         ctx = LambdaContext(
-            function_name=self.name, memory_limit_in_mb=self.fdef.memory, invoked_function_arn=self.arn,
-            aws_request_id=str(uuid.uuid4()), timeout_s=self.fdef.timeout, started=time.monotonic(),
+            function_name=self.name,
+            memory_limit_in_mb=self.fdef.memory,
+            invoked_function_arn=self.arn,
+            aws_request_id=str(uuid.uuid4()),
+            timeout_s=self.fdef.timeout,
+            started=time.monotonic(),
         )
         return handler(event, ctx)

@@ -32,8 +32,13 @@ class LocalRuntime:
 
 
 def start(
-    *, root: Path | None = None, state_dir: Path | None = None, host: str = "127.0.0.1", port: int = 3000,
-    credits: int = 1000, extra_env: dict[str, str] | None = None,
+    *,
+    root: Path | None = None,
+    state_dir: Path | None = None,
+    host: str = "127.0.0.1",
+    port: int = 3000,
+    credits: int = 1000,
+    extra_env: dict[str, str] | None = None,
 ) -> LocalRuntime:
     t0 = time.perf_counter()
     root = root or find_root()

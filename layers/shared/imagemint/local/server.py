@@ -29,8 +29,13 @@ LocalRoute = Callable[[str, str], tuple[int, dict[str, str], bytes] | None]
 
 
 def build_event(
-    route: Route, params: dict[str, str], method: str, target: str, headers: list[tuple[str, str]],
-    body: bytes, source_ip: str,
+    route: Route,
+    params: dict[str, str],
+    method: str,
+    target: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    source_ip: str,
 ) -> dict[str, Any]:
     parts = urlsplit(target)
     hdrs: dict[str, str] = {}
@@ -66,7 +71,10 @@ def build_event(
             "domainName": hdrs.get("host", "127.0.0.1"),
             "domainPrefix": hdrs.get("host", "127.0.0.1").split(".")[0],
             "http": {
-                "method": method, "path": parts.path, "protocol": "HTTP/1.1", "sourceIp": source_ip,
+                "method": method,
+                "path": parts.path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
                 "userAgent": hdrs.get("user-agent", ""),
             },
             "requestId": str(uuid.uuid4()),
@@ -103,14 +111,24 @@ def to_http(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
 
 
 class LocalApi:
-    def __init__(self, routes: list[Route], functions: dict[str, InProcessFunction],
-                 local_routes: list[LocalRoute] | None = None) -> None:
+    def __init__(
+        self,
+        routes: list[Route],
+        functions: dict[str, InProcessFunction],
+        local_routes: list[LocalRoute] | None = None,
+    ) -> None:
         self.routes = routes
         self.functions = functions
         self.local_routes = local_routes or []
 
-    def dispatch(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
-                 source_ip: str = "127.0.0.1") -> tuple[int, list[tuple[str, str]], bytes]:
+    def dispatch(
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        source_ip: str = "127.0.0.1",
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         path = urlsplit(target).path
         for route in self.routes:
             params = route.match(method, path)
@@ -134,7 +152,9 @@ class LocalApi:
             traceback.print_exc()
             return 500, [("Content-Type", "application/json")], b'{"message":"Internal Server Error"}'
         if len(json.dumps(result)) > LAMBDA_MAX_RESPONSE:
-            print(f"local runtime: {route.function} returned more than 6 MB; Lambda would refuse it", flush=True)
+            print(
+                f"local runtime: {route.function} returned more than 6 MB; Lambda would refuse it", flush=True
+            )
             return 500, [("Content-Type", "application/json")], b'{"message":"Internal Server Error"}'
         return to_http(result)
 

@@ -57,9 +57,9 @@ class LocalStack:
 
     # ---- lifecycle ----
     def start(self) -> LocalStack:
-        from moto.server import ThreadedMotoServer
-
         import logging
+
+        from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
         motoext.install()
@@ -97,8 +97,10 @@ class LocalStack:
         import urllib.request
 
         cfg = {"stepfunctions": {"execute_state_machine": True}}
-        req = urllib.request.Request(
-            f"{self.aws_endpoint}/moto-api/config", data=json.dumps(cfg).encode(), method="POST",
+        req = urllib.request.Request(  # noqa: S310 - our own 127.0.0.1 moto server
+            f"{self.aws_endpoint}/moto-api/config",
+            data=json.dumps(cfg).encode(),
+            method="POST",
             headers={"Content-Type": "application/json"},
         )
         urllib.request.urlopen(req, timeout=5).read()  # noqa: S310 - our own 127.0.0.1 moto server
@@ -129,8 +131,11 @@ class LocalStack:
             refs[name] = f"{STACK}-{name}"
             attrs[f"{name}.Arn"] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{refs[name]}"
         pseudo = {
-            "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::StackName": STACK,
-            "AWS::URLSuffix": "amazonaws.com", "AWS::Partition": "aws",
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::StackName": STACK,
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::Partition": "aws",
         }
         return Resolver(refs, attrs, pseudo)
 
@@ -141,8 +146,10 @@ class LocalStack:
         for name, res in t.of_type("AWS::DynamoDB::Table").items():
             p = res["Properties"]
             ddb.create_table(
-                TableName=self.names[name], KeySchema=p["KeySchema"],
-                AttributeDefinitions=p["AttributeDefinitions"], BillingMode=p.get("BillingMode", "PAY_PER_REQUEST"),
+                TableName=self.names[name],
+                KeySchema=p["KeySchema"],
+                AttributeDefinitions=p["AttributeDefinitions"],
+                BillingMode=p.get("BillingMode", "PAY_PER_REQUEST"),
             )
         s3 = self.client("s3")
         for name in t.of_type("AWS::S3::Bucket"):
@@ -151,17 +158,19 @@ class LocalStack:
         # One process holds every function, so their environments must agree.
         env: dict[str, str] = {}
         fdefs = t.functions()
-        for name, fdef in fdefs.items():
+        for fdef in fdefs.values():
             for k, v in r.resolve(fdef.environment).items():
                 if k in env and env[k] != str(v):
                     raise ValueError(f"Functions disagree on {k}; the local runtime shares one environment")
                 env[k] = str(v)
-        env.update({
-            "IMAGEMINT_PUBLIC_BASE_URL": self.public_base_url,
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-            "POWERTOOLS_DEV": "false",
-        })
+        env.update(
+            {
+                "IMAGEMINT_PUBLIC_BASE_URL": self.public_base_url,
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "POWERTOOLS_METRICS_DISABLED": "true",
+                "POWERTOOLS_DEV": "false",
+            }
+        )
         env.update(self.extra_env)
         self.env = env
         os.environ.update(env)
@@ -180,8 +189,10 @@ class LocalStack:
             for k, v in r.resolve(p.get("DefinitionSubstitutions") or {}).items():
                 definition = definition.replace("${" + k + "}", str(v))
             sfn.create_state_machine(
-                name=self.names[name], definition=definition,
-                roleArn=f"arn:aws:iam::{ACCOUNT}:role/imagemint-local", type=p.get("Type", "STANDARD"),
+                name=self.names[name],
+                definition=definition,
+                roleArn=f"arn:aws:iam::{ACCOUNT}:role/imagemint-local",
+                type=p.get("Type", "STANDARD"),
             )
         self.routes = t.routes()
 
@@ -193,8 +204,10 @@ class LocalStack:
             secret_file.write_text(secrets.token_urlsafe(32))
             secret_file.chmod(0o600)
         params = {env.get("IMAGEMINT_KEY_HASH_SECRET_PARAM"): secret_file.read_text().strip()}
-        for var, param_var in (("OPENAI_API_KEY", "IMAGEMINT_OPENAI_API_KEY_PARAM"),
-                               ("FAL_KEY", "IMAGEMINT_FAL_KEY_PARAM")):
+        for var, param_var in (
+            ("OPENAI_API_KEY", "IMAGEMINT_OPENAI_API_KEY_PARAM"),
+            ("FAL_KEY", "IMAGEMINT_FAL_KEY_PARAM"),
+        ):
             if os.environ.get(var) and env.get(param_var):
                 params[env[param_var]] = os.environ[var]
         for name, value in params.items():
@@ -207,8 +220,13 @@ class LocalStack:
             z.writestr("README.txt", "Runs in-process through the imagemint local runtime.")
         fname = self.names[name]
         arn = lam.create_function(
-            FunctionName=fname, Runtime="python3.12", Role=role, Handler=fdef.handler,
-            Code={"ZipFile": buf.getvalue()}, Timeout=fdef.timeout, MemorySize=fdef.memory,
+            FunctionName=fname,
+            Runtime="python3.12",
+            Role=role,
+            Handler=fdef.handler,
+            Code={"ZipFile": buf.getvalue()},
+            Timeout=fdef.timeout,
+            MemorySize=fdef.memory,
         )["FunctionArn"]
         fn = InProcessFunction(fdef, fname, arn)
         self.functions[name] = fn
@@ -227,16 +245,30 @@ class LocalStack:
         path = self.state_dir / "dev-account.json"
         old = json.loads(path.read_text()) if path.exists() else {}
         account, key = auth.create_account(
-            deps.accounts, deps.settings, name="dev", credits=credits, account_id=old.get("account_id"),
+            deps.accounts,
+            deps.settings,
+            name="dev",
+            credits=credits,
+            account_id=old.get("account_id"),
             key=old.get("api_key"),
         )
         info = {"base_url": self.public_base_url, "account_id": account.account_id, "api_key": key}
         path.write_text(json.dumps(info, indent=2) + "\n")
         path.chmod(0o600)
-        (self.state_dir / "runtime.json").write_text(json.dumps({
-            "aws_endpoint_url": self.aws_endpoint, "region": REGION, "env": {
-                k: v for k, v in self.env.items()
-                if k.startswith("IMAGEMINT_") and not k.endswith(("_SECRET", "_KEY"))
-            }, "started_at": time.time(),
-        }, indent=2) + "\n")
+        (self.state_dir / "runtime.json").write_text(
+            json.dumps(
+                {
+                    "aws_endpoint_url": self.aws_endpoint,
+                    "region": REGION,
+                    "env": {
+                        k: v
+                        for k, v in self.env.items()
+                        if k.startswith("IMAGEMINT_") and not k.endswith(("_SECRET", "_KEY"))
+                    },
+                    "started_at": time.time(),
+                },
+                indent=2,
+            )
+            + "\n"
+        )
         return info

@@ -30,9 +30,19 @@ def _tag(name: str, split: bool = False) -> Any:
 
 
 for _short, _full in {
-    "Ref": "Ref", "Sub": "Fn::Sub", "Join": "Fn::Join", "If": "Fn::If", "Equals": "Fn::Equals",
-    "Select": "Fn::Select", "Split": "Fn::Split", "ImportValue": "Fn::ImportValue", "Not": "Fn::Not",
-    "FindInMap": "Fn::FindInMap", "Condition": "Condition", "And": "Fn::And", "Or": "Fn::Or",
+    "Ref": "Ref",
+    "Sub": "Fn::Sub",
+    "Join": "Fn::Join",
+    "If": "Fn::If",
+    "Equals": "Fn::Equals",
+    "Select": "Fn::Select",
+    "Split": "Fn::Split",
+    "ImportValue": "Fn::ImportValue",
+    "Not": "Fn::Not",
+    "FindInMap": "Fn::FindInMap",
+    "Condition": "Condition",
+    "And": "Fn::And",
+    "Or": "Fn::Or",
 }.items():
     _Loader.add_constructor(f"!{_short}", _tag(_full))
 _Loader.add_constructor("!GetAtt", _tag("Fn::GetAtt", split=True))
@@ -120,8 +130,10 @@ class Template:
                 environment=env,
                 timeout=int(props.get("Timeout", glob.get("Timeout", 3))),
                 memory=int(props.get("MemorySize", glob.get("MemorySize", 128))),
-                layers=[lay.get("Ref") if isinstance(lay, dict) else lay
-                        for lay in props.get("Layers", glob.get("Layers", []))],
+                layers=[
+                    lay.get("Ref") if isinstance(lay, dict) else lay
+                    for lay in props.get("Layers", glob.get("Layers", []))
+                ],
                 events=props.get("Events") or {},
             )
         return out
@@ -176,15 +188,17 @@ class Resolver:
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, dict) and len(value) == 1:
-            (k, v), = value.items()
+            ((k, v),) = value.items()
             if k == "Ref":
                 return self._name(v)
             if k == "Fn::GetAtt":
                 return self._name(".".join(v))
             if k == "Fn::Sub":
                 text, extra = (v, {}) if isinstance(v, str) else (v[0], self.resolve(v[1]))
-                return _SUB.sub(lambda m: str(extra.get(m.group(1)) if m.group(1) in extra
-                                              else self._name(m.group(1))), text)
+                return _SUB.sub(
+                    lambda m: str(extra.get(m.group(1)) if m.group(1) in extra else self._name(m.group(1))),
+                    text,
+                )
             if k == "Fn::Join":
                 return str(v[0]).join(str(self.resolve(x)) for x in v[1])
         if isinstance(value, dict):
