@@ -125,9 +125,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--requests", type=int, default=40)
     args = ap.parse_args()
-    print(
-        f"cold import of each function's handler module (median of {args.runs}, ms; budget 300 ms for API functions)"
-    )
+    print(f"cold import of each handler module (median of {args.runs}, ms; API function budget 300 ms)")
     for name, ms, heavy in cold_imports(args.runs):
         print(f"  {name:<20} {ms:7.1f}   heavy modules imported: {heavy}")
     started, rows = latency(args.requests)
