@@ -1,4 +1,4 @@
-"""State machine task: record a job's outcome (success, or the failure a Catch passed on)."""
+"""State machine task: record a job's outcome (success with what provenance produced, or a failure)."""
 
 from imagemint import steps
 from imagemint.deps import get_deps
@@ -10,4 +10,4 @@ from imagemint.observability import logger
 def lambda_handler(event, context=None):
     if event.get("action") == "failure":
         return steps.record_failure(get_deps(), event["job_id"], event.get("error"))
-    return steps.record(get_deps(), event["job_id"], event["result"])
+    return steps.record_state(get_deps(), event["state"])

@@ -57,6 +57,9 @@ class Settings(BaseModel):
 
     # Provenance (issue: provenance pipeline).
     archive_mode: Literal["local", "arweave", "off"] = "local"
+    arweave_wallet_param: str = ""  # SSM SecureString / "secret:<name>" holding the JWK
+    arweave_wallet_file: str = ""  # local development only
+    arweave_gateway_url: str = ""  # "arweave" mode: the gateway; "local" mode: public gateway base
     chain_mode: Literal["local", "rpc", "off"] = "local"
 
     log_level: str = "INFO"

@@ -204,3 +204,54 @@ def record_failure(deps: Deps, job_id: str, error: dict[str, Any] | None) -> dic
     deps.jobs.update(job_id, status="FAILED", error=err)
     logger.warning("job failed", extra={"job_id": job_id, "code": err.get("code")})
     return {"job_id": job_id, "error": err}
+
+
+def _failure_note(error: dict[str, Any] | None, what: str) -> str:
+    err = error_from_step(error)
+    return f"{what} failed: {err.get('message')}"
+
+
+def record_state(deps: Deps, state: dict[str, Any]) -> dict[str, Any]:
+    """The Record step after provenance: keep exactly what succeeded, say what failed."""
+    job_id = state["job_id"]
+    request = state.get("request") or {}
+    res = GenerationResult.model_validate(state["result"])
+    warnings = list(res.warnings)
+    missing: list[str] = []
+    archives = state.get("archives")
+    if request.get("archive"):
+        if archives:
+            res.archive = archives
+        else:
+            missing.append("archive")
+        if state.get("metadata"):
+            res.metadata_archive = state["metadata"]
+        elif archives:
+            missing.append("metadata")
+    if request.get("mint"):
+        if state.get("moment"):
+            res.moment = state["moment"]
+        else:
+            missing.append("mint")
+    failure = state.get("provenance_error")
+    if missing:
+        stage = missing[0]
+        warnings.append(
+            _failure_note(
+                failure,
+                {
+                    "archive": "Arweave storage",
+                    "metadata": "Arweave metadata storage",
+                    "mint": "Minting the moment",
+                }[stage],
+            )
+            + "; the image is kept and the job can be resumed"
+        )
+    res.warnings = warnings
+    status = "PARTIAL" if missing else "SUCCEEDED"
+    extra: dict[str, Any] = {}
+    if missing:
+        extra["resume_from"] = missing[0]
+        extra["provenance_error"] = error_from_step(failure)
+    deps.jobs.update(job_id, status=status, result=res.model_dump(exclude_none=True), **extra)
+    return res.model_dump(exclude_none=True)

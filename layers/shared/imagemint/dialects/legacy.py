@@ -69,10 +69,6 @@ def render(deps: Deps, result: GenerationResult, limit: int) -> dict[str, Any]:
         for img, d, b in zip(result.images, datas, b64s, strict=True)
     ]
     archive = (result.archive or [None])[0]
-    if archive is None and "imageUrl omitted" not in " ".join(warnings):
-        warnings.append(
-            "Arweave storage and minting did not run: imageUrl, arweaveResult and moment are null"
-        )
     return {
         "images": images,
         "warnings": warnings,

@@ -52,6 +52,7 @@ def start(
         stack.start()
         api.routes = stack.routes
         api.functions = stack.functions
+        api.local_routes = [stack.gateway]
         account = stack.dev_account(credits=credits)
     except BaseException:
         server.server_close()

@@ -165,6 +165,11 @@ class LocalStack:
                 env[k] = str(v)
         env.update(
             {
+                # The embedded defaults: a local signed Arweave store served by this runtime's
+                # gateway route, and an in-process EVM with the Zora contracts.
+                "IMAGEMINT_ARCHIVE_MODE": "local",
+                "IMAGEMINT_CHAIN_MODE": "local",
+                "IMAGEMINT_ARWEAVE_GATEWAY_URL": self.public_base_url,
                 "IMAGEMINT_PUBLIC_BASE_URL": self.public_base_url,
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_METRICS_DISABLED": "true",
@@ -204,6 +209,13 @@ class LocalStack:
             secret_file.write_text(secrets.token_urlsafe(32))
             secret_file.chmod(0o600)
         params = {env.get("IMAGEMINT_KEY_HASH_SECRET_PARAM"): secret_file.read_text().strip()}
+        wallet_file = self.state_dir / "arweave-wallet.json"
+        if not wallet_file.exists():
+            from imagemint.arweave.wallet import generate_wallet
+
+            wallet_file.write_text(json.dumps(generate_wallet()))
+            wallet_file.chmod(0o600)
+        params[env.get("IMAGEMINT_ARWEAVE_WALLET_PARAM")] = wallet_file.read_text().strip()
         for var, param_var in (
             ("OPENAI_API_KEY", "IMAGEMINT_OPENAI_API_KEY_PARAM"),
             ("FAL_KEY", "IMAGEMINT_FAL_KEY_PARAM"),
@@ -231,6 +243,21 @@ class LocalStack:
         fn = InProcessFunction(fdef, fname, arn)
         self.functions[name] = fn
         motoext.register_function(fname, fn.invoke)
+
+    def gateway(self, method: str, path: str) -> tuple[int, dict[str, str], bytes] | None:
+        """The local Arweave gateway: ``GET /<id>`` serves an archived item with its Content-Type."""
+        import re
+
+        m = re.fullmatch(r"/([A-Za-z0-9_-]{43})", path)
+        if method not in ("GET", "HEAD") or m is None:
+            return None
+        from botocore.exceptions import ClientError
+
+        try:
+            obj = self.client("s3").get_object(Bucket=self.names["ImagesBucket"], Key=f"arweave/{m.group(1)}")
+        except ClientError:
+            return 404, {"Content-Type": "text/plain"}, b"Not Found"
+        return 200, {"Content-Type": obj.get("ContentType") or "application/octet-stream"}, obj["Body"].read()
 
     # ---- accounts ----
     def dev_account(self, credits: int = 1000) -> dict[str, str]:

@@ -1,0 +1,13 @@
+"""State machine task: archive one image (Map item) or the moment metadata on Arweave."""
+
+from imagemint import provenance, steps
+from imagemint.deps import get_deps
+from imagemint.observability import logger
+
+
+@logger.inject_lambda_context(clear_state=True)
+@steps.step_handler
+def lambda_handler(event, context=None):
+    if event.get("action") == "metadata":
+        return provenance.archive_metadata(get_deps(), event["job_id"], event["state"])
+    return provenance.archive_image(get_deps(), event["job_id"], event["image"], int(event["index"]))

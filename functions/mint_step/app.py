@@ -1,0 +1,11 @@
+"""State machine task: mint the job's moment (Zora 1155) from its archived metadata."""
+
+from imagemint import provenance, steps
+from imagemint.deps import get_deps
+from imagemint.observability import logger
+
+
+@logger.inject_lambda_context(clear_state=True)
+@steps.step_handler
+def lambda_handler(event, context=None):
+    return provenance.mint(get_deps(), event["job_id"], event["account_id"], event["metadata_uri"])
