@@ -16,7 +16,7 @@ configured every model runs on the offline ``local`` provider with a warning.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from math import gcd
+from math import gcd, log
 
 from imagemint.errors import InvalidRequest
 from imagemint.models import GenerationRequest
@@ -146,7 +146,7 @@ MODELS: dict[str, ModelSpec] = {
             edits=True,
             edit_model="fal-ai/nano-banana-2/edit",
             output_formats=("png", "jpeg", "webp"),
-            price=Price({("*", "4K"): 0.16}, 0.08),
+            price=Price({("4K", "*"): 0.16}, 0.08),
         ),
         ModelSpec(
             "fal-ai/nano-banana-2/edit",
@@ -160,7 +160,7 @@ MODELS: dict[str, ModelSpec] = {
             edits=True,
             edit_model="fal-ai/nano-banana-2/edit",
             output_formats=("png", "jpeg", "webp"),
-            price=Price({("*", "4K"): 0.16}, 0.08),
+            price=Price({("4K", "*"): 0.16}, 0.08),
         ),
         ModelSpec(
             "fal-ai/flux/schnell",
@@ -264,7 +264,8 @@ def nearest_size(sizes: tuple[str, ...], aspect_ratio: str) -> str:
     w, h = (int(x) for x in aspect_ratio.split(":"))
     target = w / h
     fixed = [s for s in sizes if s != "auto"]
-    return min(fixed, key=lambda s: abs(parse_size(s)[0] / parse_size(s)[1] - target))
+    # Distance in log space: 4:3 is as far from 1:1 as 3:4 is, and nearer to 7:4 than to 1:1.
+    return min(fixed, key=lambda s: abs(log(parse_size(s)[0] / parse_size(s)[1]) - log(target)))
 
 
 def resolve(
@@ -347,7 +348,10 @@ def resolve(
         run = lookup(run.edit_model)
 
     size_key = provider_size or resolution or "*"
-    price = run.price.per_image(size_key, req.quality if run is spec else None)
+    quality = (
+        _QUALITY_TO_GPT.get(req.quality or "", req.quality) if run.family == "gpt-image" else req.quality
+    )
+    price = run.price.per_image(size_key, quality if quality in run.qualities else None)
     return Resolved(
         requested=requested,
         spec=run,

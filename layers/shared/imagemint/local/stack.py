@@ -83,10 +83,23 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
+        """Stop, and forget every resource and cached client, so another runtime can start in this process."""
+        import urllib.request
+
+        from imagemint import provenance
+        from imagemint.adapters.aws import client
+        from imagemint.deps import reset_deps
+        from imagemint.providers import reset_providers
+        from imagemint.settings import reset_settings
+
         motoext.clear_functions()
         if self._moto is not None:
+            req = urllib.request.Request(f"{self.aws_endpoint}/moto-api/reset", method="POST")  # noqa: S310
+            urllib.request.urlopen(req, timeout=10).read()  # noqa: S310 - our own 127.0.0.1 moto server
             self._moto.stop()
             self._moto = None
+        for reset in (reset_settings, reset_deps, reset_providers, provenance.reset, client.cache_clear):
+            reset()
 
     def client(self, service: str) -> Any:
         import boto3
