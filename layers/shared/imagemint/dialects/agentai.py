@@ -36,7 +36,7 @@ def error_response(exc: ImagemintError) -> Any:
 
 def _enum(data: dict[str, Any], name: str, allowed: Any, default: str) -> str:
     value = data.get(name, default)
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise InvalidRequest(f"Invalid {name} '{value}'; expected one of: {', '.join(allowed)}", param=name)
     return str(value)
 

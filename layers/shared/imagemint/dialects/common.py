@@ -97,7 +97,12 @@ class HttpRequest:
 
 
 def json_body(data: Any) -> str:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates a client sent: keep them as \u escapes
+        text = json.dumps(data, separators=(",", ":"))
+    return text
 
 
 def guarded(error_response: Any) -> Any:

@@ -98,7 +98,7 @@ def parse(body: dict[str, Any], account_id: str) -> GenerationRequest:
             f"aspect_ratio must be one of {', '.join(registry.ASPECT_RATIOS_FAL)}", param="aspect_ratio"
         )
     resolution = body.get("resolution", "1K")
-    if resolution not in registry.RESOLUTIONS:
+    if not isinstance(resolution, str) or resolution not in registry.RESOLUTIONS:
         raise InvalidRequest(
             f"resolution must be one of {', '.join(registry.RESOLUTIONS)}", param="resolution"
         )
