@@ -1,6 +1,7 @@
 """agent.ai: POST /action/generate_image."""
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
 from imagemint.deps import get_deps
 from imagemint.dialects import agentai
 from imagemint.observability import logger

@@ -1,6 +1,7 @@
 """Recoup content templates: GET /api/content/templates and /api/content/templates/{id}."""
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
 from imagemint.deps import get_deps
 from imagemint.dialects import content
 from imagemint.observability import logger

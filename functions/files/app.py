@@ -1,6 +1,7 @@
 """Durable image URLs: GET /api/files/{job_id}/{name} -> 302 to a fresh signed S3 URL."""
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
 from imagemint import files
 from imagemint.deps import get_deps
 from imagemint.observability import logger

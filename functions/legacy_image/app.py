@@ -1,6 +1,7 @@
 """Recoup legacy: GET /api/image/generate."""
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
 from imagemint.deps import get_deps
 from imagemint.dialects import legacy
 from imagemint.observability import logger

@@ -1,6 +1,7 @@
 """OpenAI-compatible images: POST /api/images/generations, /v1/images/generations, /v1/images/edits."""
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
 from imagemint.deps import get_deps
 from imagemint.dialects import openai
 from imagemint.observability import logger

@@ -34,7 +34,8 @@ def submit(
     uploads: Sequence[InputImage] = (),
     mask: InputImage | None = None,
 ) -> GenerationResult:
-    validate(deps, request, has_refs=bool(request.references or uploads))
+    if not request.extra.get("source_key"):  # ingested images run no provider
+        validate(deps, request, has_refs=bool(request.references or uploads))
     job_id = new_job_id()
     refs = list(request.references)
     for i, up in enumerate(uploads):

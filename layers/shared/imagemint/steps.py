@@ -99,6 +99,8 @@ def generate(deps: Deps, job_id: str, request: GenerationRequest) -> GenerationR
     from imagemint.providers import provider_for
 
     deps.jobs.update(job_id, status="RUNNING")
+    if request.extra.get("source_key"):
+        return _ingested(deps, job_id, request)
     resolved = registry.resolve(request, aliases=_aliases(deps), has_refs=bool(request.references))
     refs = tuple(load_input(deps, r) for r in request.references)
     mask = load_input(deps, request.mask) if request.mask else None
@@ -190,6 +192,43 @@ def generate(deps: Deps, job_id: str, request: GenerationRequest) -> GenerationR
         warnings=warnings,
         cost_usd=round(resolved.price_per_image * len(stored), 6),
         provider_metadata=meta,
+    )
+
+
+def _ingested(deps: Deps, job_id: str, request: GenerationRequest) -> GenerationResult:
+    """An image dropped into ``ingest/``: checked and kept like a generated one (no provider runs)."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    from imagemint.errors import InputRefused
+
+    source = str(request.extra["source_key"])
+    data = deps.images.get(source)
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            fmt = (img.format or "").lower()
+            width, height = img.size
+    except (UnidentifiedImageError, OSError):
+        raise InputRefused(f"{source} is not a PNG, JPEG or WebP image", param="object") from None
+    media_type = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}.get(fmt)
+    if media_type is None:
+        raise InputRefused(
+            f"{source} is a {fmt or 'unknown'} image; PNG, JPEG or WebP expected", param="object"
+        )
+    key = f"images/{job_id}/0.{EXTENSIONS[media_type]}"
+    deps.images.put(key, data, media_type, {"job-id": job_id})
+    image = StoredImage(
+        key=key, media_type=media_type, width=width, height=height, bytes=len(data), sha256=sha256_hex(data)
+    )
+    return GenerationResult(
+        job_id=job_id,
+        images=[image],
+        model="upload",
+        requested_model="upload",
+        provider="upload",
+        size=f"{width}x{height}",
+        usage=Usage(images=1),
     )
 
 

@@ -55,6 +55,12 @@ def install() -> None:
             return original(self, event)
         if isinstance(event, str | bytes):
             event = json.loads(event or "{}")
+        if _is_s3_notification(event):
+            # S3 invokes its targets asynchronously: the PUT does not wait for the function.
+            import threading
+
+            threading.Thread(target=_run_async, args=(invoke, event), daemon=True).start()
+            return "", False, ""
         try:
             result = invoke(event if event is not None else {})
         except Exception as exc:  # Lambda reports any handler exception as a function error
@@ -70,6 +76,18 @@ def install() -> None:
     LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
     StepFunctionResponse.start_sync_execution = start_sync_execution  # type: ignore[attr-defined]
     _installed = True
+
+
+def _is_s3_notification(event: Any) -> bool:
+    records = event.get("Records") if isinstance(event, dict) else None
+    return bool(records) and isinstance(records[0], dict) and records[0].get("eventSource") == "aws:s3"
+
+
+def _run_async(invoke: Callable[[Any], Any], event: Any) -> None:
+    try:
+        invoke(event)
+    except Exception:  # an async invocation's error goes to the function's logs, as in Lambda
+        traceback.print_exc()
 
 
 def run_sync_execution(backend: Any, arn: str, name: str, data: str) -> dict[str, Any]:

@@ -126,8 +126,17 @@ class LocalStack:
         for name in t.of_type("AWS::DynamoDB::Table"):
             refs[name] = self.names[name] = f"{STACK}-{name}"
             attrs[f"{name}.Arn"] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{refs[name]}"
-        for name in t.of_type("AWS::S3::Bucket"):
-            refs[name] = self.names[name] = f"{STACK}-{name}".lower()
+        pseudo = {
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::StackName": STACK,
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::Partition": "aws",
+        }
+        for name, res in t.of_type("AWS::S3::Bucket").items():
+            given = (res.get("Properties") or {}).get("BucketName")
+            bucket = Resolver({}, {}, pseudo).resolve(given) if given else f"{STACK}-{name}".lower()
+            refs[name] = self.names[name] = str(bucket)
             attrs[f"{name}.Arn"] = f"arn:aws:s3:::{refs[name]}"
         for name in t.of_type("AWS::Serverless::Function"):
             refs[name] = self.names[name] = f"{STACK}-{name}"
@@ -143,13 +152,6 @@ class LocalStack:
         for name in t.of_type("AWS::Logs::LogGroup"):
             refs[name] = f"{STACK}-{name}"
             attrs[f"{name}.Arn"] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{refs[name]}"
-        pseudo = {
-            "AWS::Region": REGION,
-            "AWS::AccountId": ACCOUNT,
-            "AWS::StackName": STACK,
-            "AWS::URLSuffix": "amazonaws.com",
-            "AWS::Partition": "aws",
-        }
         return Resolver(refs, attrs, pseudo)
 
     def _create_resources(self) -> None:
@@ -199,6 +201,17 @@ class LocalStack:
         lam = self.client("lambda")
         for name, fdef in fdefs.items():
             self._create_function(lam, role, name, fdef)
+
+        for fname, props in t.s3_events():
+            bucket = r.resolve(props["Bucket"])
+            events = props["Events"] if isinstance(props["Events"], list) else [props["Events"]]
+            config: dict[str, Any] = {"LambdaFunctionArn": self.functions[fname].arn, "Events": events}
+            rules = (((props.get("Filter") or {}).get("S3Key") or {}).get("Rules")) or []
+            if rules:
+                config["Filter"] = {"Key": {"FilterRules": rules}}
+            s3.put_bucket_notification_configuration(
+                Bucket=bucket, NotificationConfiguration={"LambdaFunctionConfigurations": [config]}
+            )
 
         sfn = self.client("stepfunctions")
         for name, res in t.of_type("AWS::Serverless::StateMachine").items():
@@ -267,7 +280,8 @@ class LocalStack:
         from botocore.exceptions import ClientError
 
         try:
-            obj = self.client("s3").get_object(Bucket=self.names["ImagesBucket"], Key=f"arweave/{m.group(1)}")
+            bucket = self.env["IMAGEMINT_BUCKET"]
+            obj = self.client("s3").get_object(Bucket=bucket, Key=f"arweave/{m.group(1)}")
         except ClientError:
             return 404, {"Content-Type": "text/plain"}, b"Not Found"
         return 200, {"Content-Type": obj.get("ContentType") or "application/octet-stream"}, obj["Body"].read()

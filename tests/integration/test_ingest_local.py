@@ -1,0 +1,89 @@
+"""The S3 trigger on the local runtime: real S3 event notifications from the bucket to the function."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from imagemint.local.runtime import start
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory):
+    rt = start(root=ROOT, state_dir=tmp_path_factory.mktemp("ingest"), port=0)
+    yield rt
+    rt.stop()
+
+
+def put_and_wait(rt, key, data, metadata=None, timeout=60):
+    s3 = rt.stack.client("s3")
+    bucket = rt.stack.env["IMAGEMINT_BUCKET"]
+    s3.put_object(Bucket=bucket, Key=key, Body=data, Metadata=metadata or {})
+    result_key = "results/" + key.removeprefix("ingest/") + ".json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return json.loads(s3.get_object(Bucket=bucket, Key=result_key)["Body"].read())
+        except s3.exceptions.NoSuchKey:
+            time.sleep(0.1)
+    pytest.fail(f"no result for {key}")
+
+
+def png_bytes():
+    buf = io.BytesIO()
+    Image.new("RGB", (320, 200), (200, 30, 90)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_image_is_archived_and_minted(runtime):
+    acct = runtime.account["account_id"]
+    out = put_and_wait(runtime, f"ingest/{acct}/cover.png", png_bytes())
+    assert out["status"] == "SUCCEEDED", out
+    result = out["result"]
+    assert result["archive"][0]["id"] and result["moment"]["tokenId"]
+    assert result["size"] == "320x200"
+
+
+def test_account_from_metadata(runtime):
+    out = put_and_wait(
+        runtime,
+        "ingest/anything/cover2.png",
+        png_bytes(),
+        metadata={"account-id": runtime.account["account_id"]},
+    )
+    assert out["status"] == "SUCCEEDED", out
+
+
+def test_json_request_runs_a_generation(runtime):
+    acct = runtime.account["account_id"]
+    body = json.dumps({"prompt": "a lighthouse", "size": "1024x1536", "archive": False}).encode()
+    out = put_and_wait(runtime, f"ingest/{acct}/req.json", body)
+    assert out["status"] == "SUCCEEDED", out
+    assert out["result"]["size"] == "1024x1536" and out["job_id"]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "code"),
+    [
+        ("notimage.png", b"hello", "input_refused"),
+        ("bad.json", b"{not json", "invalid_request"),
+        ("noprompt.json", b'{"model": "gpt-image-1"}', "invalid_request"),
+        ("file.txt", b"text", "invalid_request"),
+    ],
+)
+def test_bad_objects_get_an_error_result(runtime, name, data, code):
+    out = put_and_wait(runtime, f"ingest/{runtime.account['account_id']}/{name}", data)
+    assert out["status"] == "FAILED" and out["error"]["code"] == code
+
+
+def test_unknown_account_gets_an_error_result(runtime):
+    out = put_and_wait(runtime, "ingest/00000000-0000-4000-8000-000000000000/x.png", png_bytes())
+    assert out["status"] == "FAILED" and out["error"]["code"] == "not_found"
