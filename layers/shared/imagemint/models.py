@@ -113,7 +113,8 @@ JobStatus = Literal["ACCEPTED", "RUNNING", "SUCCEEDED", "PARTIAL", "FAILED"]
 
 
 class Job(_Model):
-    model_config = ConfigDict(extra="ignore")
+    # Steps add what they produced (archive_<i>, moment, resume_from, provenance_error, ...): keep it.
+    model_config = ConfigDict(extra="allow")
 
     job_id: str
     account_id: str
@@ -127,6 +128,11 @@ class Job(_Model):
     error: dict[str, Any] | None = None
     transitions: list[dict[str, Any]] = Field(default_factory=list)
     execution_arn: str | None = None
+    resume_from: str | None = None
+    provenance_error: dict[str, Any] | None = None
+    # Credits (imagemint.credits): what the job was charged and what came back.
+    credits_charged: int = 0
+    credits_refunded: int = 0
 
 
 class Account(_Model):
@@ -149,4 +155,32 @@ class ApiKeyRecord(_Model):
     created_at: float = Field(default_factory=now)
     expires_at: float | None = None
     revoked: bool = False
-    last_used_at: float | None = None
+    revoked_at: float | None = None
+    last_used_at: float | None = None  # updated at most once a minute
+    name: str | None = None
+    # Per-key limits; None -> the deployment's defaults (imagemint.ratelimit).
+    rpm: int | None = None
+    concurrency: int | None = None
+
+
+LedgerKind = Literal["job", "grant"]
+
+
+class LedgerEntry(_Model):
+    """One line of an account's usage ledger: a job's charge (and its refund), or a grant of credits."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    account_id: str
+    entry_id: str  # the job id, or "grant-<uuid>"
+    kind: LedgerKind = "job"
+    credits: int  # charged by a job, or granted (negative: taken back by an admin)
+    per_image: int = 0
+    images: int = 0
+    model: str | None = None
+    dialect: str | None = None
+    refunded: int = 0
+    refunded_at: float | None = None
+    refund_reason: str | None = None
+    note: str | None = None
+    created_at: float = Field(default_factory=now)
