@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -82,3 +83,32 @@ def test_openai_dialect_opts_in_to_archive(runtime):
     with urllib.request.urlopen(req, timeout=60) as r:
         body = json.loads(r.read())
     assert len(body["data"]) == 2
+
+
+def test_job_record_for_its_owner_only(runtime):
+    acct = runtime.account["account_id"]
+    _, _, body = get(f"{runtime.base_url}/api/image/generate?prompt=job%20view&account_id={acct}")
+    ddb = runtime.stack.client("dynamodb")
+    items = ddb.scan(TableName=runtime.stack.env["IMAGEMINT_JOBS_TABLE"])["Items"]
+    job_id = items[0]["job_id"]["S"]
+    req = urllib.request.Request(
+        f"{runtime.base_url}/api/jobs/{job_id}", headers={"x-api-key": runtime.account["api_key"]}
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        job = json.loads(r.read())
+    assert job["job_id"] == job_id and job["status"] in ("SUCCEEDED", "PARTIAL")
+    assert [t["status"] for t in job["transitions"]][0] == "RUNNING"
+    assert job["result"]["image_urls"]
+    from imagemint import auth
+    from imagemint.deps import get_deps
+
+    _, other_key = auth.create_account(get_deps().accounts, get_deps().settings, name="other")
+    req = urllib.request.Request(f"{runtime.base_url}/api/jobs/{job_id}", headers={"x-api-key": other_key})
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(req, timeout=30)
+    assert exc.value.code == 404  # another account's job does not exist for it
+    for headers in ({}, {"x-api-key": "im_sk_nope"}):
+        req = urllib.request.Request(f"{runtime.base_url}/api/jobs/{job_id}", headers=headers)
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            urllib.request.urlopen(req, timeout=30)
+        assert exc.value.code == 401

@@ -1,0 +1,19 @@
+"""Jobs: GET /api/jobs/{id} (the owner's view of a job record)."""
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
+from imagemint import jobs
+from imagemint.deps import get_deps
+from imagemint.observability import logger
+
+app = APIGatewayHttpResolver()
+
+
+@app.get("/api/jobs/<id>")
+def get_job(id: str):  # noqa: A002 - the route's parameter name
+    return jobs.handle(app.current_event.raw_event, get_deps())
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event, context=None):
+    return app.resolve(event, context)
