@@ -55,23 +55,31 @@ def _write_images(data: list[dict[str, Any]], out: Path, stem: str) -> list[Path
     return paths
 
 
-def _demo(base_url: str, key: str, state_dir: Path) -> None:
-    _err("demo: generating an image through POST /v1/images/generations ...")
+def _demo(base_url: str, account_id: str, state_dir: Path) -> None:
+    """One image generated, stored on the local Arweave store and minted, through the legacy endpoint."""
+    from urllib.parse import quote
+
+    _err("demo: GET /api/image/generate (generate -> archive -> mint) ...")
     t0 = time.perf_counter()
-    res = _post(
-        f"{base_url}/v1/images/generations",
-        {
-            "model": "gpt-image-1",
-            "prompt": "a neon koi fish swimming through a night city, synthwave poster",
-            "response_format": "b64_json",
-            "size": "1024x1024",
-        },
-        key,
+    prompt = "a neon koi fish swimming through a night city, synthwave poster"
+    url = f"{base_url}/api/image/generate?prompt={quote(prompt)}&account_id={account_id}"
+    with urllib.request.urlopen(url, timeout=300) as r:  # noqa: S310 - our own local API
+        res = json.loads(r.read())
+    out = state_dir / "demo"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "koi.png"
+    path.write_bytes(base64.b64decode(res["images"][0]["base64"]))
+    _err(f"demo: done in {time.perf_counter() - t0:.2f} s")
+    print(f"demo image: {path}", flush=True)
+    print(
+        f"  stored:   {res.get('imageUrl')}  (arweave id {(res.get('arweaveResult') or {}).get('id')})",
+        flush=True,
     )
-    paths = _write_images(res["data"], state_dir / "demo", "koi")
-    _err(
-        f"demo: {paths[0]} ({paths[0].stat().st_size} bytes, {time.perf_counter() - t0:.2f} s, "
-        f"model {res.get('model')})"
+    moment = res.get("moment") or {}
+    print(
+        f"  minted:   token {moment.get('tokenId')} of {moment.get('contractAddress')} on chain "
+        f"{moment.get('chainId')} (tx {moment.get('hash')})",
+        flush=True,
     )
     for w in res.get("warnings") or []:
         _err(f"demo: warning: {w}")
@@ -89,7 +97,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"api_key:    {info['api_key']}", flush=True)
     print(f"written to  {rt.stack.state_dir / 'dev-account.json'}", flush=True)
     if not args.no_demo:
-        _demo(rt.base_url, info["api_key"], rt.stack.state_dir)
+        _demo(rt.base_url, info["account_id"], rt.stack.state_dir)
     print(f"try: curl -s '{rt.base_url}/api/content/templates'", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
