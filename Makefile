@@ -26,7 +26,8 @@ $(SAMSTAMP):
 	touch $@
 
 $(NPMSTAMP): $(PEERS)/package.json $(PEERS)/package-lock.json
-	cd $(PEERS) && npm ci --no-audit --no-fund --loglevel=error
+	# npm ci refuses this lock: npm leaves the other platforms' optional anvil binaries out of it.
+	cd $(PEERS) && npm install --no-audit --no-fund --loglevel=error
 	rm -f $(PEERS)/node_modules/.installed-* && touch $@
 
 setup: $(STAMP) $(SAMSTAMP) $(NPMSTAMP)
