@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from arweave_fixtures import arlocal, http_get, mine, mint  # noqa: F401  (arlocal is a fixture)
+
 from imagemint.arweave.gateway_store import GatewayArchiveStore, _Response
 from imagemint.arweave.store import ArchiveError, ar_uri
 from imagemint.arweave.tx import TX_ID_RE

@@ -8,6 +8,8 @@ import time
 import pytest
 from chain_fixtures import AnvilNode, anvil  # noqa: F401  (fixture)
 from eth_account import Account
+from web3 import Web3
+
 from imagemint.chain.deploy import load_artifact, timed_deploy
 from imagemint.chain.port import MintError, Moment
 from imagemint.chain.zora import (
@@ -16,7 +18,6 @@ from imagemint.chain.zora import (
     PERMISSION_BIT_ADMIN,
     ZoraMinter,
 )
-from web3 import Web3
 
 pytestmark = pytest.mark.integration
 

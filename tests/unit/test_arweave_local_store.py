@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 import pytest
+
 from imagemint.arweave.local_store import LocalSignedStore
 from imagemint.arweave.store import ArchiveError, ArchiveRecord, ArchiveStore, ar_uri
 from imagemint.arweave.tx import Transaction, verify

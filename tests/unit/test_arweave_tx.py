@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from imagemint.arweave import tx as arweave_tx
 from imagemint.arweave.tx import (
     MAX_CHUNK_SIZE,
@@ -234,6 +235,7 @@ def test_signed_tx_id_is_sha256_of_signature(jwk: dict[str, str], signed: Transa
 def test_signature_is_rsa_pss_sha256_with_salt_32(signed: Transaction) -> None:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import padding
+
     from imagemint.arweave.wallet import public_key
 
     pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)

@@ -6,10 +6,11 @@ import io
 import time
 
 import pytest
+from PIL import Image, ImageChops, ImageStat
+
 from imagemint.errors import InputRefused, InvalidRequest
 from imagemint.ports import InputImage, ProviderCall
 from imagemint.providers.local import MASK_WARNING, OFFLINE_WARNING, LocalProvider
-from PIL import Image, ImageChops, ImageStat
 
 PROMPT = "a lighthouse on a cliff above a stormy sea"
 
