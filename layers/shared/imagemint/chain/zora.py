@@ -196,11 +196,11 @@ CREATOR_1155_ABI: list[dict[str, Any]] = [
 # --- Process-wide per-signer state.
 
 _STATE_GUARD = threading.Lock()
-_SIGNER_LOCKS: dict[tuple[int, str], threading.RLock] = {}
-_NEXT_NONCE: dict[tuple[int, str], int] = {}
+_SIGNER_LOCKS: dict[tuple[int, str, str], threading.RLock] = {}
+_NEXT_NONCE: dict[tuple[int, str, str], int] = {}
 
 
-def _signer_lock(key: tuple[int, str]) -> threading.RLock:
+def _signer_lock(key: tuple[int, str, str]) -> threading.RLock:
     with _STATE_GUARD:
         lock = _SIGNER_LOCKS.get(key)
         if lock is None:
@@ -270,7 +270,10 @@ class ZoraMinter(MomentMinter):
         self.gas_headroom = gas_headroom
         self.receipt_timeout_s = receipt_timeout_s
         self.poll_latency_s = poll_latency_s
-        self._key = (chain_id, signer.address)
+        # Per node as well as per signer: two chains with the same id (a fresh local chain, another
+        # anvil) must not share a nonce counter.
+        node = str(getattr(w3.provider, "endpoint_uri", None) or id(w3.provider))
+        self._key = (chain_id, signer.address, node)
         self._lock = _signer_lock(self._key)
         self._factory = w3.eth.contract(address=self.factory_address, abi=FACTORY_ABI)
 

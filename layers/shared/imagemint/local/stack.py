@@ -50,6 +50,7 @@ class LocalStack:
     aws_endpoint: str = ""
     names: dict[str, str] = field(default_factory=dict)
     _moto: Any = None
+    _saved_env: dict[str, str | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.template = Template.load(self.root / "template.yaml")
@@ -77,6 +78,7 @@ class LocalStack:
             "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
             "IMAGEMINT_LOG_STREAM": "stderr",
         }
+        self._saved_env = {k: os.environ.get(k) for k in base_env}
         os.environ.update(base_env)
         self._configure_moto()
         self._create_resources()
@@ -98,6 +100,12 @@ class LocalStack:
             urllib.request.urlopen(req, timeout=10).read()  # noqa: S310 - our own 127.0.0.1 moto server
             self._moto.stop()
             self._moto = None
+        for name, value in self._saved_env.items():  # the process's environment as it was before start()
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env = {}
         for reset in (reset_settings, reset_deps, reset_providers, provenance.reset, client.cache_clear):
             reset()
 
@@ -165,6 +173,7 @@ class LocalStack:
                 KeySchema=p["KeySchema"],
                 AttributeDefinitions=p["AttributeDefinitions"],
                 BillingMode=p.get("BillingMode", "PAY_PER_REQUEST"),
+                **{k: p[k] for k in ("GlobalSecondaryIndexes",) if k in p},
             )
         s3 = self.client("s3")
         for name in t.of_type("AWS::S3::Bucket"):
@@ -193,6 +202,7 @@ class LocalStack:
         )
         env.update(self.extra_env)
         self.env = env
+        self._saved_env.update({k: os.environ.get(k) for k in env if k not in self._saved_env})
         os.environ.update(env)
         self._put_secrets(env)
 
