@@ -2,9 +2,14 @@
 
     imagemint serve [--host 127.0.0.1] [--port 3000] [--state-dir DIR] [--no-demo]
     imagemint generate "PROMPT" [--out DIR] [--model M] [--n N] [--size WxH]
-    imagemint accounts create --name N [--credits C]
+    imagemint accounts create --name N [--credits C] [--plan P] [--wallet 0x..]
+    imagemint accounts show ACCOUNT_ID [--ledger N]
+    imagemint accounts credit ACCOUNT_ID --amount N [--note TEXT]
+    imagemint keys create --account-id A [--name N] [--expires-in-days D | --expires-at ISO] [--rpm N]
+                          [--concurrency N]
+    imagemint keys revoke (--key KEY|- | --account-id A --prefix im_sk_XXXXXXXX)
 
-``accounts`` talks to the running local runtime (its ``--state-dir``), or to
+``accounts`` and ``keys`` talk to the running local runtime (its ``--state-dir``), or to
 real AWS with ``--aws`` (tables and the key secret parameter from
 ``--stack-name``'s outputs or the ``IMAGEMINT_*`` variables).
 """
@@ -174,9 +179,177 @@ def cmd_accounts_create(args: argparse.Namespace) -> int:
     from imagemint import auth
 
     deps = _account_deps(args)
-    account, key = auth.create_account(deps.accounts, deps.settings, name=args.name, credits=args.credits)
+    account, key = auth.create_account(
+        deps.accounts,
+        deps.settings,
+        name=args.name,
+        credits=args.credits,
+        plan=args.plan,
+        wallet_address=args.wallet,
+    )
     print(json.dumps({"account_id": account.account_id, "api_key": key}))
     return 0
+
+
+def _iso(ts: float | None) -> str | None:
+    from datetime import UTC, datetime
+
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def _key_view(record: Any, at: float) -> dict[str, Any]:
+    status = "active"
+    if record.revoked:
+        status = "revoked"
+    elif record.expires_at is not None and record.expires_at <= at:
+        status = "expired"
+    return {
+        "prefix": record.prefix,
+        "name": record.name,
+        "status": status,
+        "created_at": _iso(record.created_at),
+        "expires_at": _iso(record.expires_at),
+        "revoked_at": _iso(record.revoked_at),
+        "last_used_at": _iso(record.last_used_at),
+        "rpm": record.rpm,
+        "concurrency": record.concurrency,
+    }
+
+
+def cmd_accounts_show(args: argparse.Namespace) -> int:
+    from imagemint import credits
+    from imagemint.models import now
+
+    deps = _account_deps(args)
+    account = deps.accounts.get_account(args.account_id)
+    if account is None:
+        raise SystemExit(f"error: no account {args.account_id}")
+    keys, ledger = deps.accounts.list_account_items(account.account_id)
+    at = now()
+    jobs = [e for e in ledger if e.kind == "job"]
+    out = {
+        "account": {
+            "account_id": account.account_id,
+            "name": account.name,
+            "plan": account.plan,
+            "wallet_address": account.wallet_address,
+            "credits": account.credits,
+            "credits_usd": credits.usd(account.credits),
+            "created_at": _iso(account.created_at),
+        },
+        "keys": [_key_view(k, at) for k in keys],
+        "usage": {
+            "jobs": len(jobs),
+            "charged": sum(e.credits for e in jobs),
+            "refunded": sum(e.refunded for e in jobs),
+            "granted": sum(e.credits for e in ledger if e.kind == "grant"),
+        },
+        "ledger": [
+            {
+                **e.model_dump(exclude_none=True),
+                "created_at": _iso(e.created_at),
+                "refunded_at": _iso(e.refunded_at),
+            }
+            for e in ledger[-args.ledger :]
+        ]
+        if args.ledger > 0
+        else [],
+    }
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def cmd_accounts_credit(args: argparse.Namespace) -> int:
+    import uuid
+
+    from imagemint.models import LedgerEntry
+
+    deps = _account_deps(args)
+    entry = LedgerEntry(
+        account_id=args.account_id,
+        entry_id=f"grant-{uuid.uuid4()}",
+        kind="grant",
+        credits=args.amount,
+        note=args.note,
+    )
+    try:
+        balance = deps.accounts.grant(entry)
+    except Exception as exc:  # domain errors: no such account, or a debit below zero
+        raise SystemExit(f"error: {getattr(exc, 'message', exc)}") from None
+    print(json.dumps({"account_id": args.account_id, "credits": balance, "entry_id": entry.entry_id}))
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from imagemint import auth
+    from imagemint.errors import NotFound
+    from imagemint.models import now
+
+    expires_at = None
+    if args.expires_in_days is not None:
+        expires_at = now() + args.expires_in_days * 86400
+    elif args.expires_at:
+        parsed = datetime.fromisoformat(args.expires_at)
+        if parsed.tzinfo is None:
+            raise SystemExit("error: --expires-at needs a time zone, e.g. 2027-01-31T00:00:00+00:00")
+        expires_at = parsed.timestamp()
+    deps = _account_deps(args)
+    try:
+        key = auth.issue_key(
+            deps.accounts,
+            deps.settings,
+            args.account_id,
+            expires_at=expires_at,
+            name=args.name,
+            rpm=args.rpm,
+            concurrency=args.concurrency,
+        )
+    except NotFound:
+        raise SystemExit(f"error: no account {args.account_id}") from None
+    print(
+        json.dumps(
+            {
+                "account_id": args.account_id,
+                "api_key": key,
+                "prefix": key[: auth.PREFIX_CHARS],
+                "expires_at": _iso(expires_at),
+            }
+        )
+    )
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    from imagemint import auth
+    from imagemint.errors import NotFound
+
+    deps = _account_deps(args)
+    if args.key:
+        key = sys.stdin.readline().strip() if args.key == "-" else args.key
+        try:
+            records = [auth.revoke_key(deps.accounts, deps.settings, key)]
+        except NotFound:
+            raise SystemExit("error: no such API key") from None
+    else:
+        if not (args.account_id and args.prefix):
+            raise SystemExit("error: give --key, or --account-id and --prefix")
+        found = auth.find_keys(deps.accounts, args.account_id, args.prefix)
+        if len(found) != 1:
+            raise SystemExit(f"error: {len(found)} keys of {args.account_id} start with {args.prefix}")
+        from imagemint.models import now
+
+        revoked = deps.accounts.revoke_key(found[0].key_hash, now())
+        records = [revoked] if revoked else []
+    print(json.dumps({"revoked": [r.prefix for r in records]}))
+    return 0
+
+
+def _target(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--state-dir", default=None, help="the local runtime's (default: .imagemint/)")
+    p.add_argument("--aws", action="store_true", help="use real AWS (the usual AWS configuration)")
+    p.add_argument("--stack-name", default=None, help="with --aws: read table names from the stack")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -204,10 +377,40 @@ def parser() -> argparse.ArgumentParser:
     ac = asub.add_parser("create", help="create an account and its first API key")
     ac.add_argument("--name", required=True)
     ac.add_argument("--credits", type=int, default=0)
-    ac.add_argument("--state-dir", default=None)
-    ac.add_argument("--aws", action="store_true", help="use real AWS (the usual AWS configuration)")
-    ac.add_argument("--stack-name", default=None)
+    ac.add_argument("--plan", default="free")
+    ac.add_argument("--wallet", default=None, help="the account's wallet address")
+    _target(ac)
     ac.set_defaults(func=cmd_accounts_create)
+    ash = asub.add_parser("show", help="an account: balance, keys (prefixes only), usage and ledger")
+    ash.add_argument("account_id")
+    ash.add_argument("--ledger", type=int, default=20, help="how many ledger lines (latest)")
+    _target(ash)
+    ash.set_defaults(func=cmd_accounts_show)
+    acr = asub.add_parser("credit", help="add credits (negative: take back) with a ledger line")
+    acr.add_argument("account_id")
+    acr.add_argument("--amount", type=int, required=True, help="credits (1 credit = $0.001)")
+    acr.add_argument("--note", default=None)
+    _target(acr)
+    acr.set_defaults(func=cmd_accounts_credit)
+
+    k = sub.add_parser("keys", help="manage API keys")
+    ksub = k.add_subparsers(dest="keys_cmd", required=True)
+    kc = ksub.add_parser("create", help="a new API key for an account (shown once)")
+    kc.add_argument("--account-id", required=True)
+    kc.add_argument("--name", default=None)
+    exp = kc.add_mutually_exclusive_group()
+    exp.add_argument("--expires-in-days", type=float, default=None)
+    exp.add_argument("--expires-at", default=None, help="ISO 8601 with a time zone")
+    kc.add_argument("--rpm", type=int, default=None, help="requests per minute (default: the deployment's)")
+    kc.add_argument("--concurrency", type=int, default=None, help="concurrent generations")
+    _target(kc)
+    kc.set_defaults(func=cmd_keys_create)
+    kr = ksub.add_parser("revoke", help="revoke a key, by its value or by its shown prefix")
+    kr.add_argument("--key", default=None, help="the key, or - to read it from stdin")
+    kr.add_argument("--account-id", default=None)
+    kr.add_argument("--prefix", default=None)
+    _target(kr)
+    kr.set_defaults(func=cmd_keys_revoke)
     return p
 
 

@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 from imagemint.ports import AccountStore, ImageStore, JobStore, Pipeline
+from imagemint.ratelimit import DynamoLimitStore, LimitStore
 from imagemint.settings import Settings, get_settings
 
 
@@ -21,6 +22,10 @@ class Deps:
     accounts: AccountStore
     images: ImageStore
     pipeline: Pipeline | None = None
+    # Rate-limit counters (imagemint.ratelimit) and the Idempotency-Key persistence layer
+    # (imagemint.idempotency); None -> that feature is off (unit tests that do not set them).
+    limits: LimitStore | None = None
+    idempotency: Any | None = None
 
 
 _override: Deps | None = None
@@ -59,6 +64,7 @@ def _build_deps() -> Deps:
         accounts=DynamoAccountStore(ddb, s.accounts_table),
         images=S3ImageStore(client("s3", s.region), s.bucket),
         pipeline=pipeline,
+        limits=DynamoLimitStore(ddb, s.accounts_table),
     )
 
 

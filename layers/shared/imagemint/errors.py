@@ -16,6 +16,7 @@ Tree::
     ├── InsufficientCredits (402)       ``required`` and ``available`` credits
     ├── NotFound (404)
     ├── Conflict (409)                  e.g. an idempotent request still running
+    ├── IdempotencyKeyReused (422)      an Idempotency-Key sent again with another request
     ├── PayloadTooLarge (413)
     ├── RateLimited (429)               ``retry_after`` seconds
     ├── ModerationBlocked (400)         the provider refused the prompt or image
@@ -38,6 +39,8 @@ class ImagemintError(Exception):
         self.message = message
         self.param = param
         self.details = details
+        # HTTP headers for the error response (e.g. rate-limit headers); never stored or serialised.
+        self.response_headers: dict[str, str] = {}
 
     def to_dict(self) -> dict[str, Any]:
         """Serialisable form, stored on job records and passed between steps."""
@@ -89,6 +92,13 @@ class NotFound(ImagemintError):
 class Conflict(ImagemintError):
     code = "conflict"
     status = 409
+
+
+class IdempotencyKeyReused(ImagemintError):
+    """The Idempotency-Key was used before with a different request."""
+
+    code = "idempotency_key_reused"
+    status = 422
 
 
 class PayloadTooLarge(ImagemintError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from imagemint.models import Account, ApiKeyRecord, GenerationRequest, Job
+from imagemint.models import Account, ApiKeyRecord, GenerationRequest, Job, LedgerEntry
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,41 @@ class AccountStore(Protocol):
     def refund(self, account_id: str, amount: int) -> int: ...
 
     def add_credits(self, account_id: str, amount: int) -> int: ...
+
+    # Keys (imagemint.auth).
+    def touch_key(self, key_hash: str, at: float, min_interval_s: float) -> bool:
+        """Set ``last_used_at`` unless it was set less than ``min_interval_s`` ago; True when written."""
+        ...
+
+    def revoke_key(self, key_hash: str, at: float) -> ApiKeyRecord | None:
+        """Mark a key revoked; the updated record, or None when there is no such key."""
+        ...
+
+    def list_account_items(self, account_id: str) -> tuple[list[ApiKeyRecord], list[LedgerEntry]]:
+        """The keys and ledger lines of an account (admin use)."""
+        ...
+
+    # Credits and the usage ledger (imagemint.credits).
+    def charge_job(self, entry: LedgerEntry) -> None:
+        """In one atomic write: take ``entry.credits`` if the balance allows and create the ledger line.
+
+        InsufficientCredits (required / available) when it does not; NotFound for no account;
+        nothing happens when the line exists already (the job was charged).
+        """
+        ...
+
+    def refund_job(self, account_id: str, entry_id: str, amount: int, *, reason: str) -> bool:
+        """In one atomic write: give ``amount`` back and mark the ledger line refunded, unless it was.
+
+        True when credits were given back now, False when the line was refunded before (or is absent).
+        """
+        ...
+
+    def get_ledger(self, account_id: str, entry_id: str) -> LedgerEntry | None: ...
+
+    def grant(self, entry: LedgerEntry) -> int:
+        """Add ``entry.credits`` (may be negative, never below zero) with its ledger line; the new balance."""
+        ...
 
 
 class Pipeline(Protocol):

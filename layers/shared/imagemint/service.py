@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from imagemint import registry
+from imagemint import credits, registry
 from imagemint.deps import Deps
 from imagemint.errors import ImagemintError, InternalError, from_dict
 from imagemint.models import GenerationRequest, GenerationResult, ImageInput, Job, StoredImage, new_job_id
@@ -34,8 +34,9 @@ def submit(
     uploads: Sequence[InputImage] = (),
     mask: InputImage | None = None,
 ) -> GenerationResult:
+    resolved = None
     if not request.extra.get("source_key"):  # ingested images run no provider
-        validate(deps, request, has_refs=bool(request.references or uploads))
+        resolved = validate(deps, request, has_refs=bool(request.references or uploads))
     job_id = new_job_id()
     refs = list(request.references)
     for i, up in enumerate(uploads):
@@ -60,12 +61,22 @@ def submit(
     logger.info("job accepted", extra={"job_id": job_id, "dialect": request.dialect, "model": request.model})
     if deps.pipeline is None:
         raise InternalError("No pipeline configured")
+    if resolved is not None:
+        try:
+            credits.charge(deps, job, credits.quote(resolved.price_per_image, request.n))
+        except ImagemintError as exc:
+            deps.jobs.update(job_id, status="FAILED", error=exc.to_dict())
+            raise
     try:
         out = deps.pipeline.run_sync(job_id, request)
-    except ImagemintError:
+    except Exception:
         failed = deps.jobs.get(job_id)
         if failed is not None and failed.error:
             raise from_dict(failed.error) from None
+        if failed is not None and failed.status == "ACCEPTED":  # the pipeline never started
+            error = InternalError("The pipeline did not run").to_dict()
+            deps.jobs.update(job_id, status="FAILED", error=error)
+            credits.refund_failed(deps, job_id)
         raise
     return GenerationResult.model_validate(out)
 

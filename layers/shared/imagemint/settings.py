@@ -39,6 +39,13 @@ class Settings(BaseModel):
     key_hash_secret_param: str = ""  # SSM parameter or secret name in AWS
     legacy_require_key: bool = False
 
+    # Idempotency-Key records (Powertools idempotency on DynamoDB); empty -> the header is ignored.
+    idempotency_table: str = ""
+    idempotency_expiry_s: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600)
+    # Per-key defaults (a key's own ``rpm`` / ``concurrency`` override them).
+    rate_limit_rpm: int = Field(default=60, ge=1)
+    rate_limit_concurrency: int = Field(default=4, ge=1)
+
     # Providers. No key configured -> every model runs on the offline provider.
     openai_api_key: SecretStr | None = None
     openai_api_key_param: str = ""

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from imagemint import registry
+from imagemint import credits, registry
 from imagemint.deps import Deps
 from imagemint.errors import ImagemintError, InternalError, from_dict
 from imagemint.models import EXTENSIONS, GenerationRequest, GenerationResult, ImageInput, StoredImage, Usage
@@ -235,6 +235,7 @@ def _ingested(deps: Deps, job_id: str, request: GenerationRequest) -> Generation
 def record(deps: Deps, job_id: str, result: dict[str, Any]) -> dict[str, Any]:
     res = GenerationResult.model_validate(result)
     deps.jobs.update(job_id, status="SUCCEEDED", result=res.model_dump(exclude_none=True))
+    credits.settle(deps, job_id, delivered=len(res.images))  # last: a retry of this step re-runs it once
     return res.model_dump(exclude_none=True)
 
 
@@ -242,6 +243,7 @@ def record_failure(deps: Deps, job_id: str, error: dict[str, Any] | None) -> dic
     err = error_from_step(error)
     deps.jobs.update(job_id, status="FAILED", error=err)
     logger.warning("job failed", extra={"job_id": job_id, "code": err.get("code")})
+    credits.refund_failed(deps, job_id)  # once, even when this step runs twice
     return {"job_id": job_id, "error": err}
 
 
@@ -293,4 +295,5 @@ def record_state(deps: Deps, state: dict[str, Any]) -> dict[str, Any]:
         extra["resume_from"] = missing[0]
         extra["provenance_error"] = error_from_step(failure)
     deps.jobs.update(job_id, status=status, result=res.model_dump(exclude_none=True), **extra)
+    credits.settle(deps, job_id, delivered=len(res.images))  # last: a retry of this step re-runs it once
     return res.model_dump(exclude_none=True)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from imagemint import auth, service
+from imagemint import admission, auth, ratelimit, service
 from imagemint.deps import Deps
-from imagemint.dialects.common import HttpRequest, guarded, response, retry_headers
+from imagemint.dialects.common import HttpRequest, credit_details, guarded, response, retry_headers
 from imagemint.errors import ImagemintError, InvalidRequest, Unauthorized
 from imagemint.models import GenerationRequest
 
@@ -31,6 +31,7 @@ def error_response(exc: ImagemintError) -> Any:
     body: dict[str, Any] = {"status": exc.status, "error": exc.message}
     if exc.param:
         body["param"] = exc.param
+    body.update(credit_details(exc))
     return response(exc.status, body, retry_headers(exc))
 
 
@@ -80,11 +81,15 @@ def handle(event: dict[str, Any], deps: Deps) -> Any:
         key = req.api_key(x_api_key=False)
         if not key:
             raise Unauthorized("Missing bearer token")
-        account = auth.authenticate(deps.accounts, deps.settings, key)
+        principal = auth.authenticate_key(deps.accounts, deps.settings, key)
         req.check_size(deps.settings.max_body_bytes)
-        request, prompt = parse(req.json_object(), account.account_id)
-        result = service.submit(deps, request)
-        urls = [service.file_url(req.base_url, img) for img in result.images]
-        return response(200, render(urls, prompt))
+
+        def work() -> Any:
+            request, prompt = parse(req.json_object(), principal.account.account_id)
+            result = service.submit(deps, request)
+            urls = [service.file_url(req.base_url, img) for img in result.images]
+            return response(200, render(urls, prompt))
+
+        return admission.admit(deps, req, principal, work, header_prefix=ratelimit.AGENTAI_HEADER_PREFIX)
 
     return run()

@@ -139,5 +139,17 @@ def response(status: int, body: Any, headers: dict[str, str] | None = None) -> A
 
 
 def retry_headers(exc: Any) -> dict[str, str]:
+    """Retry-After (429, 409) and any rate-limit headers the request's admission attached."""
     retry_after = exc.details.get("retry_after") if hasattr(exc, "details") else None
-    return {"Retry-After": str(int(retry_after))} if retry_after is not None else {}
+    headers = dict(getattr(exc, "response_headers", None) or {})
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, int(retry_after)))
+    return headers
+
+
+def credit_details(exc: Any) -> dict[str, Any]:
+    """``required`` and ``available`` credits of a 402, for the dialects' error bodies."""
+    details = getattr(exc, "details", None) or {}
+    if "required" not in details:
+        return {}
+    return {"required": details["required"], "available": details.get("available")}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from imagemint import auth, registry, service, templates
+from imagemint import admission, auth, registry, service, templates
 from imagemint.deps import Deps
 from imagemint.dialects.common import HttpRequest, guarded, response, retry_headers
 from imagemint.errors import ImagemintError, InvalidRequest
@@ -128,12 +128,16 @@ def handle_image(event: dict[str, Any], deps: Deps) -> Any:
     @guarded(error_response)
     def run() -> Any:
         req = HttpRequest.from_event(event, public_base_url=deps.settings.public_base_url)
-        account = auth.authenticate(deps.accounts, deps.settings, req.api_key(exactly_one=True))
+        principal = auth.authenticate_key(deps.accounts, deps.settings, req.api_key(exactly_one=True))
         req.check_size(deps.settings.max_body_bytes)
-        request = parse(req.json_object(allow_empty=True), account.account_id)
-        result = service.submit(deps, request)
-        urls = [service.file_url(req.base_url, img) for img in result.images]
-        return response(200, {"imageUrl": urls[0], "images": urls})
+
+        def work() -> Any:
+            request = parse(req.json_object(allow_empty=True), principal.account.account_id)
+            result = service.submit(deps, request)
+            urls = [service.file_url(req.base_url, img) for img in result.images]
+            return response(200, {"imageUrl": urls[0], "images": urls})
+
+        return admission.admit(deps, req, principal, work)
 
     return run()
 

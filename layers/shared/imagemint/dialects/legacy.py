@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from imagemint import auth, service
+from imagemint import admission, auth, service
 from imagemint.deps import Deps
 from imagemint.dialects.common import HttpRequest, guarded, response, retry_headers
 from imagemint.errors import ImagemintError, InvalidRequest, Unauthorized
@@ -92,23 +92,27 @@ def handle(event: dict[str, Any], deps: Deps) -> Any:
         prompt, account_id = parse(req)
         key = req.api_key()
         if key:
-            account = auth.authenticate(deps.accounts, deps.settings, key)
-            auth.require_owner(account, account_id)
+            principal = auth.authenticate_key(deps.accounts, deps.settings, key)
+            auth.require_owner(principal.account, account_id)
         elif deps.settings.legacy_require_key:
             raise Unauthorized("An API key is required (x-api-key or Authorization: Bearer)")
-        else:
-            auth.get_account_or_404(deps.accounts, account_id)
-        request = GenerationRequest(
-            prompt=prompt,
-            model=DEFAULT_MODEL,
-            n=1,
-            size="1024x1024",
-            dialect="legacy",
-            account_id=account_id,
-            archive=True,
-            mint=True,
-        )
-        result = service.submit(deps, request)
-        return response(200, render(deps, result, deps.settings.response_limit_bytes))
+        else:  # keyless (the seed's contract): limited per account
+            principal = auth.Principal(auth.get_account_or_404(deps.accounts, account_id))
+
+        def work() -> Any:
+            request = GenerationRequest(
+                prompt=prompt,
+                model=DEFAULT_MODEL,
+                n=1,
+                size="1024x1024",
+                dialect="legacy",
+                account_id=account_id,
+                archive=True,
+                mint=True,
+            )
+            result = service.submit(deps, request)
+            return response(200, render(deps, result, deps.settings.response_limit_bytes))
+
+        return admission.admit(deps, req, principal, work)
 
     return run()

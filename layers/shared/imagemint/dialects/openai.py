@@ -9,9 +9,9 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from imagemint import auth, service
+from imagemint import admission, auth, service
 from imagemint.deps import Deps
-from imagemint.dialects.common import HttpRequest, guarded, response, retry_headers
+from imagemint.dialects.common import HttpRequest, credit_details, guarded, response, retry_headers
 from imagemint.dialects.multipart import parse_multipart
 from imagemint.errors import (
     ImagemintError,
@@ -76,6 +76,7 @@ _CODES = {
     "provider_error": "provider_error",
     "internal_error": "server_error",
     "conflict": "conflict",
+    "idempotency_key_reused": "idempotency_key_reused",
 }
 
 
@@ -88,6 +89,7 @@ def error_response(exc: ImagemintError) -> Any:
         if exc.param == "size" and exc.status == 400:
             code = "invalid_size"
     body = {"error": {"message": exc.message, "type": etype, "param": exc.param, "code": code}}
+    body["error"].update(credit_details(exc))
     return response(exc.status, body, retry_headers(exc))
 
 
@@ -264,15 +266,20 @@ def handle(event: dict[str, Any], deps: Deps, *, edit: bool = False) -> Any:
         key = req.api_key(x_api_key=False)
         if not key:
             raise Unauthorized("You didn't provide an API key. Use 'Authorization: Bearer <key>'.")
-        account = auth.authenticate(deps.accounts, deps.settings, key)
+        principal = auth.authenticate_key(deps.accounts, deps.settings, key)
+        account = principal.account
         req.check_size(deps.settings.max_body_bytes)
-        limit = deps.settings.max_input_image_bytes
-        mask = None
-        if edit:
-            request, opts, uploads, mask = parse_edit(req, account.account_id, limit)
-        else:
-            request, opts, uploads = parse_json(req, account.account_id, limit)
-        result = service.submit(deps, request, uploads, mask)
-        return response(200, render(deps, result, opts, deps.settings.response_limit_bytes))
+
+        def work() -> Any:
+            limit = deps.settings.max_input_image_bytes
+            mask = None
+            if edit:
+                request, opts, uploads, mask = parse_edit(req, account.account_id, limit)
+            else:
+                request, opts, uploads = parse_json(req, account.account_id, limit)
+            result = service.submit(deps, request, uploads, mask)
+            return response(200, render(deps, result, opts, deps.settings.response_limit_bytes))
+
+        return admission.admit(deps, req, principal, work)
 
     return run()

@@ -6,6 +6,11 @@
    the template's functions and return Lambda's error payload on an exception.
 2. Step Functions ``StartSyncExecution`` (Express workflows) is not served by
    moto; we serve it with moto's own ASL interpreter (``SyncExecution``).
+3. DynamoDB: moto's item operations are not atomic across its server's
+   threads (a conditional update reads, checks and writes without a lock, and a
+   cancelled ``TransactWriteItems`` restores a snapshot of whole tables, undoing
+   writes other threads made meanwhile). DynamoDB guarantees both, and credits
+   depend on them: every item operation of the backend runs under one lock.
 """
 
 from __future__ import annotations
@@ -75,7 +80,39 @@ def install() -> None:
 
     LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
     StepFunctionResponse.start_sync_execution = start_sync_execution  # type: ignore[attr-defined]
+    _serialise_dynamodb()
     _installed = True
+
+
+DYNAMODB_ITEM_OPERATIONS = (
+    "put_item",
+    "get_item",
+    "update_item",
+    "delete_item",
+    "query",
+    "scan",
+    "transact_write_items",
+)
+
+
+def _serialise_dynamodb() -> None:
+    import functools
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()  # re-entrant: transact_write_items calls get_item
+
+    def locked(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return method(*args, **kwargs)
+
+        return wrapper
+
+    for name in DYNAMODB_ITEM_OPERATIONS:
+        setattr(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name)))
 
 
 def _is_s3_notification(event: Any) -> bool:

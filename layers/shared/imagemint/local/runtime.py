@@ -37,7 +37,7 @@ def start(
     state_dir: Path | None = None,
     host: str = "127.0.0.1",
     port: int = 3000,
-    credits: int = 1000,
+    credits: int = 100_000,  # $100 at 1 credit = $0.001 (imagemint.credits)
     extra_env: dict[str, str] | None = None,
 ) -> LocalRuntime:
     t0 = time.perf_counter()

@@ -204,9 +204,14 @@ def make_server(api: LocalApi, host: str, port: int, *, quiet: bool = True) -> T
             if not quiet:
                 super().log_message(format, *args)
 
-    server = ThreadingHTTPServer((host, port), Handler)
+    server = _Server((host, port), Handler)
     server.daemon_threads = True
     return server
+
+
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: a burst of clients (as API Gateway takes) would be reset.
+    request_queue_size = 128
 
 
 def serve_in_thread(server: ThreadingHTTPServer) -> threading.Thread:

@@ -106,7 +106,20 @@ class LocalStack:
             else:
                 os.environ[name] = value
         self._saved_env = {}
-        for reset in (reset_settings, reset_deps, reset_providers, provenance.reset, client.cache_clear):
+        from aws_lambda_powertools.utilities import parameters
+
+        from imagemint import auth
+
+        # Parameters (wallet, key secret) are cached per process: the next runtime's are new.
+        for reset in (
+            reset_settings,
+            reset_deps,
+            reset_providers,
+            provenance.reset,
+            client.cache_clear,
+            parameters.clear_caches,
+            auth.clear_secret_cache,
+        ):
             reset()
 
     def client(self, service: str) -> Any:
