@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Any
 
 import pytest
 
+from imagemint.adapters.memory import MemoryImageStore
 from imagemint.arweave.local_store import LocalSignedStore
 from imagemint.arweave.store import ArchiveError, ArchiveRecord, ArchiveStore, ar_uri
 from imagemint.arweave.tx import Transaction, verify
@@ -19,42 +19,18 @@ PNG = b"\x89PNG\r\n\x1a\n" + os.urandom(600 * 1024)  # three chunks
 GATEWAY = "https://arweave.net/"
 
 
-class DictBlobs:
-    """A minimal ImageStore over a dict."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, tuple[bytes, str, dict[str, str]]] = {}
-
-    def put(self, key: str, data: bytes, media_type: str, metadata: dict[str, str] | None = None) -> None:
-        self.objects[key] = (bytes(data), media_type, dict(metadata or {}))
-
-    def get(self, key: str) -> bytes:
-        if key not in self.objects:
-            raise NotFound(f"No object {key}")
-        return self.objects[key][0]
-
-    def head(self, key: str) -> dict[str, Any] | None:
-        if key not in self.objects:
-            return None
-        data, media_type, metadata = self.objects[key]
-        return {"size": len(data), "content_type": media_type, "metadata": metadata}
-
-    def url(self, key: str, expires_in: int) -> str:
-        return f"memory://{key}?expires_in={expires_in}"
-
-
 @pytest.fixture(scope="module")
 def jwk() -> dict[str, str]:
     return generate_wallet()
 
 
 @pytest.fixture
-def blobs() -> DictBlobs:
-    return DictBlobs()
+def blobs() -> MemoryImageStore:
+    return MemoryImageStore()
 
 
 @pytest.fixture
-def store(blobs: DictBlobs, jwk: dict[str, str]) -> LocalSignedStore:
+def store(blobs: MemoryImageStore, jwk: dict[str, str]) -> LocalSignedStore:
     return LocalSignedStore(blobs, jwk, GATEWAY)
 
 
@@ -118,7 +94,7 @@ def test_to_arweave_result_has_recoups_shape(store: LocalSignedStore) -> None:
     json.dumps(result)  # serialisable
 
 
-def test_layout_in_the_image_store(store: LocalSignedStore, blobs: DictBlobs) -> None:
+def test_layout_in_the_image_store(store: LocalSignedStore, blobs: MemoryImageStore) -> None:
     rec = store.archive(PNG, [("Content-Type", "image/png")])
     data, media_type, metadata = blobs.objects[f"arweave/{rec.id}"]
     assert (data, media_type, metadata["arweave-id"]) == (PNG, "image/png", rec.id)
@@ -149,7 +125,7 @@ def test_read_unknown_or_malformed_id_is_not_found(store: LocalSignedStore, tx_i
         store.read(tx_id)
 
 
-def test_read_detects_tampered_data_or_header(store: LocalSignedStore, blobs: DictBlobs) -> None:
+def test_read_detects_tampered_data_or_header(store: LocalSignedStore, blobs: MemoryImageStore) -> None:
     rec = store.archive(PNG, [("Content-Type", "image/png")])
     key = f"arweave/{rec.id}"
     data, media_type, meta = blobs.objects[key]
@@ -181,7 +157,7 @@ def test_archive_error_survives_a_job_record_round_trip() -> None:
 
 
 def test_blob_failures_become_archive_errors(jwk: dict[str, str]) -> None:
-    class Broken(DictBlobs):
+    class Broken(MemoryImageStore):
         def put(self, key: str, data: bytes, media_type: str, metadata: dict[str, str] | None = None) -> None:
             raise OSError("disk full")
 
