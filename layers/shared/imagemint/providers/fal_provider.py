@@ -71,11 +71,9 @@ from __future__ import annotations
 
 import base64
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import fal_client
@@ -94,6 +92,7 @@ from imagemint.errors import (
 )
 from imagemint.fetch import decode_base64_image, image_dimensions, sniff_media_type
 from imagemint.ports import InputImage, ProviderCall, ProviderImage, ProviderResult
+from imagemint.providers.retry_after import seconds_from
 from imagemint.settings import Settings
 
 __all__ = ["Downloader", "FalProvider", "HttpDownloader", "build_arguments", "set_queue_url"]
@@ -277,16 +276,7 @@ def _retry_after(headers: Any) -> int:
         value = headers.get("retry-after") or headers.get("Retry-After")
     except AttributeError:
         pass
-    if value:
-        value = str(value).strip()
-        try:
-            return max(1, int(float(value) + 0.999))
-        except ValueError:
-            try:
-                return max(1, int(parsedate_to_datetime(value).timestamp() - time.time() + 0.999))
-            except (TypeError, ValueError, OverflowError):
-                pass
-    return DEFAULT_RETRY_AFTER
+    return seconds_from(value, DEFAULT_RETRY_AFTER)
 
 
 def _body(response: httpx.Response | None) -> Any:

@@ -41,8 +41,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import time
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import openai
@@ -58,6 +56,7 @@ from imagemint.errors import (
 )
 from imagemint.fetch import image_dimensions, sniff_media_type
 from imagemint.ports import InputImage, ProviderCall, ProviderImage, ProviderResult
+from imagemint.providers.retry_after import seconds_from
 from imagemint.settings import Settings
 
 __all__ = ["OpenAIProvider", "is_dalle"]
@@ -89,15 +88,7 @@ def _retry_after(headers: Any) -> int:
             return max(1, int(float(ms) / 1000 + 0.999))
         except ValueError:
             pass
-    if seconds:
-        try:
-            return max(1, int(float(seconds) + 0.999))
-        except ValueError:
-            try:
-                return max(1, int(parsedate_to_datetime(seconds).timestamp() - time.time() + 0.999))
-            except (TypeError, ValueError, OverflowError):
-                pass
-    return DEFAULT_RETRY_AFTER
+    return seconds_from(seconds, DEFAULT_RETRY_AFTER)
 
 
 def _short(text: Any, limit: int = 400) -> str:
