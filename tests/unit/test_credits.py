@@ -311,3 +311,19 @@ def test_grants_add_credits_with_a_ledger_line_and_never_go_below_zero(deps: Dep
     assert balance(deps, account) == 100
     _, ledger = deps.accounts.list_account_items(account.account_id)
     assert [e.entry_id for e in ledger] == ["grant-1"]
+
+
+def test_b64_json_too_large_to_deliver_is_refunded(deps, account):
+    """A 400 for a b64_json answer over the response limit charges nothing."""
+    from events import http_event, invoke
+
+    acct, key = account
+    before = deps.accounts.get_account(acct.account_id).credits
+    deps.settings = deps.settings.model_copy(update={"response_limit_bytes": 10_000})
+    body = {"prompt": "big", "model": "gpt-image-1", "response_format": "b64_json"}
+    event = http_event(
+        "POST", "/v1/images/generations", headers={"authorization": f"Bearer {key}"}, json_body=body
+    )
+    res = invoke("openai_images", event)
+    assert res.status == 400 and "response_format" in res.text
+    assert deps.accounts.get_account(acct.account_id).credits == before

@@ -278,7 +278,15 @@ def handle(event: dict[str, Any], deps: Deps, *, edit: bool = False) -> Any:
             else:
                 request, opts, uploads = parse_json(req, account.account_id, limit)
             result = service.submit(deps, request, uploads, mask)
-            return response(200, render(deps, result, opts, deps.settings.response_limit_bytes))
+            try:
+                body = render(deps, result, opts, deps.settings.response_limit_bytes)
+            except InvalidRequest:
+                # Too large to deliver as b64_json: nothing was delivered, so nothing is charged.
+                from imagemint import credits
+
+                credits.refund_failed(deps, result.job_id)
+                raise
+            return response(200, body)
 
         return admission.admit(deps, req, principal, work)
 
