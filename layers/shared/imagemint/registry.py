@@ -15,7 +15,7 @@ configured every model runs on the offline ``local`` provider with a warning.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from math import gcd, log
 
 from imagemint.errors import InvalidRequest
@@ -95,6 +95,21 @@ _GPT_PRICE = Price(
     0.042,
 )
 
+_NANO_BANANA = ModelSpec(
+    "fal-ai/nano-banana-2",
+    "fal",
+    "fal-ai/nano-banana-2",
+    "nano-banana",
+    aspect_ratios=ASPECT_RATIOS_FAL,
+    resolutions=tuple(RESOLUTIONS),
+    max_per_call=4,
+    max_n=4,
+    edits=True,
+    edit_model="fal-ai/nano-banana-2/edit",
+    output_formats=("png", "jpeg", "webp"),
+    price=Price({("4K", "*"): 0.16}, 0.08),
+)
+
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
@@ -134,34 +149,8 @@ MODELS: dict[str, ModelSpec] = {
             styles=("vivid", "natural"),
             price=Price({("1024x1024", "hd"): 0.08, ("*", "hd"): 0.12, ("1024x1024", "*"): 0.04}, 0.08),
         ),
-        ModelSpec(
-            "fal-ai/nano-banana-2",
-            "fal",
-            "fal-ai/nano-banana-2",
-            "nano-banana",
-            aspect_ratios=ASPECT_RATIOS_FAL,
-            resolutions=tuple(RESOLUTIONS),
-            max_per_call=4,
-            max_n=4,
-            edits=True,
-            edit_model="fal-ai/nano-banana-2/edit",
-            output_formats=("png", "jpeg", "webp"),
-            price=Price({("4K", "*"): 0.16}, 0.08),
-        ),
-        ModelSpec(
-            "fal-ai/nano-banana-2/edit",
-            "fal",
-            "fal-ai/nano-banana-2/edit",
-            "nano-banana",
-            aspect_ratios=ASPECT_RATIOS_FAL,
-            resolutions=tuple(RESOLUTIONS),
-            max_per_call=4,
-            max_n=4,
-            edits=True,
-            edit_model="fal-ai/nano-banana-2/edit",
-            output_formats=("png", "jpeg", "webp"),
-            price=Price({("4K", "*"): 0.16}, 0.08),
-        ),
+        _NANO_BANANA,
+        replace(_NANO_BANANA, name="fal-ai/nano-banana-2/edit", provider_model="fal-ai/nano-banana-2/edit"),
         ModelSpec(
             "fal-ai/flux/schnell",
             "fal",
