@@ -18,7 +18,15 @@ from typing import Any
 from imagemint import credits, registry
 from imagemint.deps import Deps
 from imagemint.errors import ImagemintError, InternalError, from_dict
-from imagemint.models import EXTENSIONS, GenerationRequest, GenerationResult, ImageInput, StoredImage, Usage
+from imagemint.models import (
+    EXTENSIONS,
+    MEDIA_TYPES,
+    GenerationRequest,
+    GenerationResult,
+    ImageInput,
+    StoredImage,
+    Usage,
+)
 from imagemint.observability import logger
 from imagemint.ports import InputImage, ProviderCall, ProviderResult
 from imagemint.service import _aliases, sha256_hex
@@ -211,7 +219,7 @@ def _ingested(deps: Deps, job_id: str, request: GenerationRequest) -> Generation
             width, height = img.size
     except (UnidentifiedImageError, OSError):
         raise InputRefused(f"{source} is not a PNG, JPEG or WebP image", param="object") from None
-    media_type = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}.get(fmt)
+    media_type = MEDIA_TYPES.get(fmt)
     if media_type is None:
         raise InputRefused(
             f"{source} is a {fmt or 'unknown'} image; PNG, JPEG or WebP expected", param="object"
