@@ -10,26 +10,22 @@ import re
 from typing import Any
 
 from imagemint.deps import Deps
-from imagemint.dialects.common import HttpRequest, guarded, response
-from imagemint.errors import ImagemintError, NotFound
+from imagemint.dialects.common import HttpRequest, guarded, plain_error_response
+from imagemint.errors import NotFound
+from imagemint.models import JOB_ID
 
 _NAME = re.compile(r"^[0-9]{1,3}\.(png|jpeg|webp)$")
-_JOB = re.compile(r"^[0-9a-f-]{36}$")
-
-
-def error_response(exc: ImagemintError) -> Any:
-    return response(exc.status, {"error": exc.message})
 
 
 def handle(event: dict[str, Any], deps: Deps) -> Any:
     from aws_lambda_powertools.event_handler import Response
 
-    @guarded(error_response)
+    @guarded(plain_error_response)
     def run() -> Any:
         req = HttpRequest.from_event(event, public_base_url=deps.settings.public_base_url)
         job_id = req.path_params.get("job_id", "")
         name = req.path_params.get("name", "")
-        if not _JOB.match(job_id) or not _NAME.match(name):
+        if not JOB_ID.match(job_id) or not _NAME.match(name):
             raise NotFound("File not found")
         key = f"images/{job_id}/{name}"
         if deps.images.head(key) is None:

@@ -6,15 +6,14 @@ Auth: ``x-api-key`` or ``Authorization: Bearer``. Another account's job is a 404
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from imagemint import auth
+from imagemint import auth, service
 from imagemint.deps import Deps
-from imagemint.dialects.common import HttpRequest, guarded, response
-from imagemint.errors import ImagemintError, NotFound
+from imagemint.dialects.common import HttpRequest, guarded, plain_error_response, response
+from imagemint.errors import NotFound
+from imagemint.models import JOB_ID, StoredImage
 
-_JOB = re.compile(r"^[0-9a-f-]{36}$")
 PUBLIC_FIELDS = (
     "job_id",
     "status",
@@ -29,17 +28,13 @@ PUBLIC_FIELDS = (
 )
 
 
-def error_response(exc: ImagemintError) -> Any:
-    return response(exc.status, {"error": exc.message})
-
-
 def handle(event: dict[str, Any], deps: Deps) -> Any:
-    @guarded(error_response)
+    @guarded(plain_error_response)
     def run() -> Any:
         req = HttpRequest.from_event(event, public_base_url=deps.settings.public_base_url)
         account = auth.authenticate(deps.accounts, deps.settings, req.api_key())
         job_id = req.path_params.get("id", "")
-        job = deps.jobs.get(job_id) if _JOB.match(job_id) else None
+        job = deps.jobs.get(job_id) if JOB_ID.match(job_id) else None
         if job is None or job.account_id != account.account_id:
             raise NotFound("Job not found")
         data = job.model_dump()
@@ -62,10 +57,8 @@ def handle(event: dict[str, Any], deps: Deps) -> Any:
                     "moment",
                 )
             }
-            body["result"]["image_urls"] = [
-                f"{req.base_url}/api/files/{img['key'].removeprefix('images/')}"
-                for img in result.get("images", [])
-            ]
+            images = [StoredImage.model_validate(img) for img in result.get("images", [])]
+            body["result"]["image_urls"] = [service.file_url(req.base_url, img) for img in images]
         return response(200, body)
 
     return run()

@@ -9,6 +9,7 @@ Functions input/output, DynamoDB job records).
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import Any, Literal
@@ -24,6 +25,9 @@ EXTENSIONS: dict[str, str] = {v: k for k, v in MEDIA_TYPES.items()}
 
 def new_job_id() -> str:
     return str(uuid.uuid4())
+
+
+JOB_ID = re.compile(r"^[0-9a-f-]{36}$")  # what new_job_id makes; ids from clients are checked against it
 
 
 def now() -> float:

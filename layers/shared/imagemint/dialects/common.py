@@ -130,6 +130,11 @@ def guarded(error_response: Any) -> Any:
     return deco
 
 
+def plain_error_response(exc: Any) -> Any:
+    """``{"error": "..."}``: the error shape of our own endpoints (files, jobs)."""
+    return response(exc.status, {"error": exc.message})
+
+
 def response(status: int, body: Any, headers: dict[str, str] | None = None) -> Any:
     from aws_lambda_powertools.event_handler import Response
 
