@@ -1,4 +1,4 @@
-"""Jobs: GET /api/jobs/{id} (the owner's view of a job record)."""
+"""Jobs: GET /api/jobs/{id} (the owner's view of a job), POST /api/jobs/{id}/resume (a PARTIAL job)."""
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
@@ -12,6 +12,11 @@ app = APIGatewayHttpResolver()
 @app.get("/api/jobs/<id>")
 def get_job(id: str):  # noqa: A002 - the route's parameter name
     return jobs.handle(app.current_event.raw_event, get_deps())
+
+
+@app.post("/api/jobs/<id>/resume")
+def resume_job(id: str):  # noqa: A002 - the route's parameter name
+    return jobs.handle_resume(app.current_event.raw_event, get_deps())
 
 
 @logger.inject_lambda_context(clear_state=True)

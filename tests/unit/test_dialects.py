@@ -274,9 +274,11 @@ def test_legacy_success_shape(deps, account, with_key):
     assert decode(data).size == (1024, 1024)
     assert body["providerMetadata"] == {"model": "gpt-image-1", "size": "1024x1024"}
     assert body["responses"][0]["modelId"] == "gpt-image-1"
-    assert set(body["usage"]) == {"promptTokens", "completionTokens", "totalTokens"}
+    assert set(body["usage"]) == {"promptTokens", "completionTokens", "totalTokens", "images", "costUsd"}
     assert all(isinstance(w, str) for w in body["warnings"])
     job = only_job(deps, "SUCCEEDED", "PARTIAL")  # legacy always asks for archive + mint
+    # the cost of what was generated, as recorded on the job (gpt-image-1, 1024x1024, default quality)
+    assert body["usage"]["images"] == 1 and body["usage"]["costUsd"] == job.result["cost_usd"] > 0
     if job.status == "PARTIAL":
         assert (body["imageUrl"], body["arweaveResult"], body["moment"]) == (None, None, None)
         assert any("Arweave" in w for w in body["warnings"])

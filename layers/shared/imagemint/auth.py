@@ -53,6 +53,11 @@ def clear_secret_cache() -> None:
     _secret.cache_clear()
 
 
+def derived_secret(settings: Settings, label: str) -> bytes:
+    """A secret for another purpose (webhook signing), derived from the key-hash secret (nothing to store)."""
+    return hmac.new(_secret(settings), label.encode(), hashlib.sha256).digest()
+
+
 def hash_key(settings: Settings, key: str) -> str:
     return hmac.new(_secret(settings), key.encode(), hashlib.sha256).hexdigest()
 

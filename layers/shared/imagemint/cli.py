@@ -217,7 +217,7 @@ def _key_view(record: Any, at: float) -> dict[str, Any]:
 
 
 def cmd_accounts_show(args: argparse.Namespace) -> int:
-    from imagemint import credits
+    from imagemint import credits, webhooks
     from imagemint.models import now
 
     deps = _account_deps(args)
@@ -236,6 +236,8 @@ def cmd_accounts_show(args: argparse.Namespace) -> int:
             "credits": account.credits,
             "credits_usd": credits.usd(account.credits),
             "created_at": _iso(account.created_at),
+            # verifies the signatures of this account's webhook events (imagemint.webhooks)
+            "webhook_secret": webhooks.secret_for(deps.settings, account.account_id),
         },
         "keys": [_key_view(k, at) for k in keys],
         "usage": {

@@ -37,6 +37,12 @@ unit tests pass fakes and never open a socket. ``allow_loopback=True`` lets
 integration tests fetch from their own servers on 127.0.0.1 / ::1 (every other
 rule still applies); nothing else can turn the guard off.
 
+Webhook deliveries (:mod:`imagemint.webhooks`) go through :func:`post`: the
+same scheme, address and pinning rules, no redirects followed (a 3xx is not a
+delivery), one deadline. :func:`check_url` applies rules 1 and 2 without
+connecting (a ``webhook_url`` is checked when the request arrives, and again
+when it is delivered).
+
 The module also exports the small image helpers the providers use:
 :func:`sniff_media_type` and :func:`image_dimensions` (PNG, JPEG, WebP and GIF
 headers, read without Pillow).
@@ -69,10 +75,12 @@ __all__ = [
     "PinnedOpener",
     "Resolver",
     "check_address",
+    "check_url",
     "decode_base64_image",
     "default_resolver",
     "fetch_image",
     "image_dimensions",
+    "post",
     "sniff_media_type",
 ]
 
@@ -121,7 +129,9 @@ class _Response(Protocol):
 class Connection(Protocol):
     """The part of :class:`http.client.HTTPConnection` the fetcher uses."""
 
-    def request(self, method: str, url: str, body: None = None, headers: Mapping[str, str] = ...) -> None: ...
+    def request(
+        self, method: str, url: str, body: bytes | None = None, headers: Mapping[str, str] = ...
+    ) -> None: ...
 
     def getresponse(self) -> _Response: ...
 
@@ -610,3 +620,66 @@ def _read_image(
     if sniffed != declared:
         raise InputRefused(f"{name}: the host says {declared} but the data is {sniffed}", param=name)
     return InputImage(data=data, media_type=sniffed, name=name)
+
+
+# --------------------------------------------------------------------------- webhooks
+
+
+def check_url(url: str, *, name: str, resolver: Resolver | None = None, allow_loopback: bool = False) -> str:
+    """Rules 1 and 2 for an http(s) URL, without connecting; the address a request would be pinned to."""
+    target = _Target(url.strip(), name)
+    return _pick_address(target, resolver or default_resolver, name, allow_loopback)
+
+
+def post(
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    name: str,
+    timeout: float,
+    resolver: Resolver | None = None,
+    opener: Opener | None = None,
+    allow_loopback: bool = False,
+) -> tuple[int, bytes]:
+    """POST ``body`` to ``url`` under the address rules; return the status and the start of the answer.
+
+    Redirects are not followed (the status is returned as it is). Refusals,
+    unreachable hosts and timeouts raise :class:`~imagemint.errors.InputRefused`.
+    """
+    target = _Target(url.strip(), name)
+    deadline = time.monotonic() + timeout
+    address = _pick_address(target, resolver or default_resolver, name, allow_loopback)
+    conn = (opener or PinnedOpener())(
+        scheme=target.scheme,
+        address=address,
+        port=target.port,
+        host=target.ascii_host,
+        timeout=_remaining(deadline, name),
+    )
+    watchdog = threading.Timer(_remaining(deadline, name), _abort, args=(conn,))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        sent = {
+            "Host": target.host_header,
+            "Content-Length": str(len(body)),
+            "Accept-Encoding": "identity",
+            "Connection": "close",
+            **headers,
+        }
+        try:
+            conn.request("POST", target.path, body=body, headers=sent)
+            response = conn.getresponse()
+            answer = response.read(_CHUNK)
+        except TimeoutError:
+            raise InputRefused(f"{name}: the host did not answer in time", param=name) from None
+        except ssl.SSLError:
+            raise InputRefused(f"{name}: the TLS handshake with the host failed", param=name) from None
+        except (OSError, http.client.HTTPException):
+            _remaining(deadline, name)
+            raise InputRefused(f"{name}: the host could not be reached", param=name) from None
+        return response.status, answer or b""
+    finally:
+        watchdog.cancel()
+        conn.close()

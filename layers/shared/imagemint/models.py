@@ -71,6 +71,7 @@ class GenerationRequest(_Model):
     mask: ImageInput | None = None
     archive: bool = False
     mint: bool = False
+    webhook_url: str | None = None  # the job's outcome is POSTed there, signed (imagemint.webhooks)
     dialect: Dialect
     account_id: str
     extra: dict[str, Any] = Field(default_factory=dict)
@@ -134,6 +135,11 @@ class Job(_Model):
     execution_arn: str | None = None
     resume_from: str | None = None
     provenance_error: dict[str, Any] | None = None
+    base_url: str | None = (
+        None  # the API's public URL when the job was accepted (links in job views, webhooks)
+    )
+    mode: Literal["sync", "async"] = "sync"
+    webhook: dict[str, Any] | None = None  # the last delivery attempt (imagemint.webhooks)
     # Credits (imagemint.credits): what the job was charged and what came back.
     credits_charged: int = 0
     credits_refunded: int = 0

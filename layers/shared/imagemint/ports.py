@@ -96,8 +96,11 @@ class JobStore(Protocol):
 
     def get(self, job_id: str) -> Job | None: ...
 
-    def update(self, job_id: str, **fields: Any) -> Job:
-        """Set fields and append a transition when ``status`` changes."""
+    def update(self, job_id: str, *, expect_status: str | None = None, **fields: Any) -> Job:
+        """Set fields and append a transition when ``status`` changes.
+
+        ``expect_status``: only if the job is in that status now, else :class:`~imagemint.errors.Conflict`.
+        """
         ...
 
 
@@ -159,4 +162,8 @@ class Pipeline(Protocol):
 
     def run_sync(self, job_id: str, request: GenerationRequest) -> dict[str, Any]:
         """Run to the end; return the state machine's output (the job record's result)."""
+        ...
+
+    def start(self, job_id: str, payload: dict[str, Any], *, name: str | None = None) -> str:
+        """Start an execution with this input and return at once (its id, when there is one)."""
         ...

@@ -69,6 +69,10 @@ class Settings(BaseModel):
     arweave_gateway_url: str = ""  # "arweave" mode: the gateway; "local" mode: public gateway base
     chain_mode: Literal["local", "rpc", "off"] = "local"
 
+    # Webhooks (imagemint.webhooks). Loopback receivers are for local testing only: never set it in AWS.
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=30)
+    webhook_allow_loopback: bool = False
+
     log_level: str = "INFO"
 
     @field_validator("public_base_url")

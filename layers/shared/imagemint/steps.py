@@ -260,12 +260,16 @@ def _failure_note(error: dict[str, Any] | None, what: str) -> str:
     return f"{what} failed: {err.get('message')}"
 
 
+RESUME_NOTE = "; the image is kept and the job can be resumed (POST /api/jobs/{id}/resume)"
+
+
 def record_state(deps: Deps, state: dict[str, Any]) -> dict[str, Any]:
     """The Record step after provenance: keep exactly what succeeded, say what failed."""
     job_id = state["job_id"]
     request = state.get("request") or {}
     res = GenerationResult.model_validate(state["result"])
-    warnings = list(res.warnings)
+    # A resumed job carries its earlier record: its old provenance note is replaced by this run's.
+    warnings = [w for w in res.warnings if not w.endswith(RESUME_NOTE)]
     missing: list[str] = []
     archives = state.get("archives")
     if request.get("archive"):
@@ -294,11 +298,11 @@ def record_state(deps: Deps, state: dict[str, Any]) -> dict[str, Any]:
                     "mint": "Minting the moment",
                 }[stage],
             )
-            + "; the image is kept and the job can be resumed"
+            + RESUME_NOTE
         )
     res.warnings = warnings
     status = "PARTIAL" if missing else "SUCCEEDED"
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"resume_from": None, "provenance_error": None}
     if missing:
         extra["resume_from"] = missing[0]
         extra["provenance_error"] = error_from_step(failure)

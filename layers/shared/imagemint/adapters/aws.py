@@ -17,7 +17,14 @@ from functools import cache
 from typing import Any
 
 from imagemint.credits import insufficient
-from imagemint.errors import ImagemintError, InsufficientCredits, InternalError, NotFound, RateLimited
+from imagemint.errors import (
+    Conflict,
+    ImagemintError,
+    InsufficientCredits,
+    InternalError,
+    NotFound,
+    RateLimited,
+)
 from imagemint.models import Account, ApiKeyRecord, GenerationRequest, Job, LedgerEntry, now
 
 _lock = threading.Lock()
@@ -116,7 +123,7 @@ class DynamoJobStore:
         de = TypeDeserializer()
         return Job.model_validate(_from_dynamo({k: de.deserialize(v) for k, v in r["Item"].items()}))
 
-    def update(self, job_id: str, **fields: Any) -> Job:
+    def update(self, job_id: str, *, expect_status: str | None = None, **fields: Any) -> Job:
         from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
         ser = TypeSerializer()
@@ -135,6 +142,11 @@ class DynamoJobStore:
             values[":tr"] = ser.serialize(_to_dynamo([{"status": fields["status"], "at": ts}]))
             values[":empty"] = {"L": []}
             expr += ", #tr = list_append(if_not_exists(#tr, :empty), :tr)"
+        condition = "attribute_exists(job_id)"
+        if expect_status is not None:
+            names["#st"] = "status"
+            values[":expected"] = {"S": expect_status}
+            condition += " AND #st = :expected"
         try:
             r = self._ddb.update_item(
                 TableName=self._table,
@@ -142,10 +154,15 @@ class DynamoJobStore:
                 UpdateExpression=expr,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
-                ConditionExpression="attribute_exists(job_id)",
+                ConditionExpression=condition,
                 ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except self._ddb.exceptions.ConditionalCheckFailedException:
+        except self._ddb.exceptions.ConditionalCheckFailedException as exc:
+            old = exc.response.get("Item") if hasattr(exc, "response") else None
+            if old and expect_status is not None:
+                status = old.get("status", {}).get("S")
+                raise Conflict(f"Job is {status}, not {expect_status}") from None
             raise NotFound(f"Job {job_id} not found") from None
         de = TypeDeserializer()
         return Job.model_validate(_from_dynamo({k: de.deserialize(v) for k, v in r["Attributes"].items()}))
@@ -434,14 +451,22 @@ _TX_ATTEMPTS = 8
 
 
 class StepFunctionsPipeline:
-    """Runs the Express state machine synchronously (StartSyncExecution)."""
+    """Runs the Express state machine: synchronously (StartSyncExecution) or started (StartExecution)."""
 
     def __init__(self, sfn: Any, state_machine_arn: str) -> None:
         self._sfn = sfn
         self._arn = state_machine_arn
 
+    def start(self, job_id: str, payload: dict[str, Any], *, name: str | None = None) -> str:
+        r = self._sfn.start_execution(
+            stateMachineArn=self._arn, name=name or job_id, input=json.dumps(payload)
+        )
+        return str(r.get("executionArn") or "")
+
     def run_sync(self, job_id: str, request: GenerationRequest) -> dict[str, Any]:
-        payload = json.dumps({"job_id": job_id, "request": request.model_dump(exclude_none=True)})
+        payload = json.dumps(
+            {"job_id": job_id, "request": request.model_dump(exclude_none=True), "mode": "sync"}
+        )
         r = self._sfn.start_sync_execution(stateMachineArn=self._arn, name=job_id, input=payload)
         status = r.get("status")
         if status == "SUCCEEDED":

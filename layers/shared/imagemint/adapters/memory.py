@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 from imagemint.credits import insufficient
-from imagemint.errors import InsufficientCredits, NotFound
+from imagemint.errors import Conflict, InsufficientCredits, NotFound
 from imagemint.models import Account, ApiKeyRecord, Job, LedgerEntry, now
 
 
@@ -49,11 +49,13 @@ class MemoryJobStore:
         job = self.jobs.get(job_id)
         return job.model_copy(deep=True) if job else None
 
-    def update(self, job_id: str, **fields: Any) -> Job:
+    def update(self, job_id: str, *, expect_status: str | None = None, **fields: Any) -> Job:
         with self._lock:
             job = self.jobs.get(job_id)
             if job is None:
                 raise NotFound(f"Job {job_id} not found")
+            if expect_status is not None and job.status != expect_status:
+                raise Conflict(f"Job is {job.status}, not {expect_status}")
             data = job.model_dump()
             data.update(copy.deepcopy(fields))
             data["updated_at"] = now()

@@ -11,7 +11,16 @@ from typing import Any
 
 from imagemint import admission, auth, ratelimit, service
 from imagemint.deps import Deps
-from imagemint.dialects.common import HttpRequest, credit_details, guarded, response, retry_headers
+from imagemint.dialects.common import (
+    HttpRequest,
+    accepted_response,
+    credit_details,
+    extensions,
+    guarded,
+    response,
+    retry_headers,
+    wants_async,
+)
 from imagemint.errors import ImagemintError, InvalidRequest, Unauthorized
 from imagemint.models import GenerationRequest
 
@@ -60,18 +69,18 @@ def parse(data: dict[str, Any], account_id: str) -> tuple[GenerationRequest, str
         aspect_ratio=ratio,
         dialect="agentai",
         account_id=account_id,
+        **extensions(data),
     )
     return request, prompt
 
 
-def render(urls: list[str], prompt: str) -> dict[str, Any]:
+def render(urls: list[str], prompt: str, usage: dict[str, Any] | None = None) -> dict[str, Any]:
     alt = html.escape(prompt, quote=True)
     tags = "".join(f'<img src="{html.escape(u, quote=True)}" alt="{alt}" /><br />' for u in urls)
-    return {
-        "status": 200,
-        "response": tags,
-        "metadata": {"images": [{"prompt": prompt, "url": u} for u in urls]},
-    }
+    metadata: dict[str, Any] = {"images": [{"prompt": prompt, "url": u} for u in urls]}
+    if usage is not None:
+        metadata["usage"] = usage
+    return {"status": 200, "response": tags, "metadata": metadata}
 
 
 def handle(event: dict[str, Any], deps: Deps) -> Any:
@@ -86,9 +95,14 @@ def handle(event: dict[str, Any], deps: Deps) -> Any:
 
         def work() -> Any:
             request, prompt = parse(req.json_object(), principal.account.account_id)
-            result = service.submit(deps, request)
+            if wants_async(req):
+                return accepted_response(
+                    service.submit_async(deps, request, base_url=req.base_url), req.base_url
+                )
+            result = service.submit(deps, request, base_url=req.base_url)
             urls = [service.file_url(req.base_url, img) for img in result.images]
-            return response(200, render(urls, prompt))
+            usage = {"images": len(result.images), "model": result.model, "cost_usd": result.cost_usd}
+            return response(200, render(urls, prompt, usage))
 
         return admission.admit(deps, req, principal, work, header_prefix=ratelimit.AGENTAI_HEADER_PREFIX)
 

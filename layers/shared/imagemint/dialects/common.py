@@ -158,3 +158,44 @@ def credit_details(exc: Any) -> dict[str, Any]:
     if "required" not in details:
         return {}
     return {"required": details["required"], "available": details.get("available")}
+
+
+# ---- extension fields and async mode, the same in every POST dialect ----
+
+EXTENSION_FIELDS = ("archive", "mint", "webhook_url")
+
+
+def extensions(data: dict[str, Any], *, form: bool = False) -> dict[str, Any]:
+    """``archive`` / ``mint`` (booleans) and ``webhook_url`` from a body; ``form``: multipart text values."""
+    out: dict[str, Any] = {}
+    for flag in ("archive", "mint"):
+        v = data.get(flag)
+        if v is None:
+            continue
+        if form and v in ("true", "false"):
+            v = v == "true"
+        if not isinstance(v, bool):
+            raise InvalidRequest(f"{flag} must be a boolean", param=flag)
+        out[flag] = v
+    url = data.get("webhook_url")
+    if url is not None:
+        if not isinstance(url, str) or not url.strip():
+            raise InvalidRequest("webhook_url must be a URL string", param="webhook_url")
+        out["webhook_url"] = url.strip()  # checked against the address rules in service.submit*
+    return out
+
+
+def wants_async(req: HttpRequest) -> bool:
+    """RFC 7240 ``Prefer: respond-async`` (among other preferences, any case)."""
+    prefs = req.headers.get("prefer", "")
+    return any(p.split("=")[0].strip().lower() == "respond-async" for p in prefs.replace(";", ",").split(","))
+
+
+def accepted_response(job: Any, base_url: str) -> Any:
+    """202 for ``Prefer: respond-async``: where to follow the job (GET the URL, or wait for the webhook)."""
+    url = f"{base_url}/api/jobs/{job.job_id}"
+    return response(
+        202,
+        {"job_id": job.job_id, "status": job.status, "url": url},
+        {"Location": url, "Preference-Applied": "respond-async"},
+    )

@@ -11,7 +11,15 @@ from typing import Any
 
 from imagemint import admission, auth, registry, service, templates
 from imagemint.deps import Deps
-from imagemint.dialects.common import HttpRequest, guarded, response, retry_headers
+from imagemint.dialects.common import (
+    HttpRequest,
+    accepted_response,
+    extensions,
+    guarded,
+    response,
+    retry_headers,
+    wants_async,
+)
 from imagemint.errors import ImagemintError, InvalidRequest
 from imagemint.models import GenerationRequest, ImageInput
 
@@ -29,6 +37,7 @@ FIELDS = {
     "model",
     "archive",
     "mint",
+    "webhook_url",
 }
 
 
@@ -105,12 +114,7 @@ def parse(body: dict[str, Any], account_id: str) -> GenerationRequest:
     model = body.get("model", DEFAULT_MODEL)
     if not isinstance(model, str) or model not in registry.MODELS or registry.MODELS[model].provider != "fal":
         raise InvalidRequest(f"Unknown fal model '{model}'", param="model")
-    flags = {}
-    for flag in ("archive", "mint"):
-        if body.get(flag) is not None:
-            if not isinstance(body[flag], bool):
-                raise InvalidRequest(f"{flag} must be a boolean", param=flag)
-            flags[flag] = body[flag]
+    flags = extensions(body)
     return GenerationRequest(
         prompt=prompt,
         model=model,
@@ -133,7 +137,11 @@ def handle_image(event: dict[str, Any], deps: Deps) -> Any:
 
         def work() -> Any:
             request = parse(req.json_object(allow_empty=True), principal.account.account_id)
-            result = service.submit(deps, request)
+            if wants_async(req):
+                return accepted_response(
+                    service.submit_async(deps, request, base_url=req.base_url), req.base_url
+                )
+            result = service.submit(deps, request, base_url=req.base_url)
             urls = [service.file_url(req.base_url, img) for img in result.images]
             return response(200, {"imageUrl": urls[0], "images": urls})
 

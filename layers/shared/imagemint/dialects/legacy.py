@@ -78,6 +78,8 @@ def render(deps: Deps, result: GenerationResult, limit: int) -> dict[str, Any]:
             "promptTokens": result.usage.prompt_tokens,
             "completionTokens": result.usage.completion_tokens,
             "totalTokens": result.usage.total_tokens,
+            "images": len(result.images),
+            "costUsd": result.cost_usd,
         },
         "imageUrl": archive.get("url") if archive else None,
         "arweaveResult": archive.get("record") if archive else None,
@@ -110,7 +112,7 @@ def handle(event: dict[str, Any], deps: Deps) -> Any:
                 archive=True,
                 mint=True,
             )
-            result = service.submit(deps, request)
+            result = service.submit(deps, request, base_url=req.base_url)
             return response(200, render(deps, result, deps.settings.response_limit_bytes))
 
         return admission.admit(deps, req, principal, work)

@@ -11,7 +11,16 @@ from typing import Any
 
 from imagemint import admission, auth, service
 from imagemint.deps import Deps
-from imagemint.dialects.common import HttpRequest, credit_details, guarded, response, retry_headers
+from imagemint.dialects.common import (
+    HttpRequest,
+    accepted_response,
+    credit_details,
+    extensions,
+    guarded,
+    response,
+    retry_headers,
+    wants_async,
+)
 from imagemint.dialects.multipart import parse_multipart
 from imagemint.errors import (
     ImagemintError,
@@ -48,6 +57,7 @@ KNOWN = {
     "user",
     "archive",
     "mint",
+    "webhook_url",
     "stream",
     "partial_images",
     "input_fidelity",
@@ -125,15 +135,7 @@ def _fields(data: dict[str, Any]) -> dict[str, Any]:
         )
     if data.get("stream") in (True, "true"):
         raise InvalidRequest("stream is not supported; use response_format url or b64_json", param="stream")
-    flags = {}
-    for flag in ("archive", "mint"):
-        v = data.get(flag)
-        if v is not None:
-            if v in ("true", "false"):
-                v = v == "true"
-            if not isinstance(v, bool):
-                raise InvalidRequest(f"{flag} must be a boolean", param=flag)
-            flags[flag] = v
+    flags = extensions(data, form=True)
     return {
         "prompt": prompt.strip(),
         "model": model,
@@ -251,6 +253,8 @@ def render(deps: Deps, result: Any, opts: dict[str, Any], limit: int) -> dict[st
             "output_tokens": result.usage.completion_tokens,
             "total_tokens": result.usage.total_tokens,
             "input_tokens_details": {"text_tokens": result.usage.prompt_tokens, "image_tokens": 0},
+            "images": len(result.images),
+            "cost_usd": result.cost_usd,
         },
         "size": result.size,
         "output_format": result.images[0].media_type.split("/")[1],
@@ -277,7 +281,10 @@ def handle(event: dict[str, Any], deps: Deps, *, edit: bool = False) -> Any:
                 request, opts, uploads, mask = parse_edit(req, account.account_id, limit)
             else:
                 request, opts, uploads = parse_json(req, account.account_id, limit)
-            result = service.submit(deps, request, uploads, mask)
+            if wants_async(req):
+                job = service.submit_async(deps, request, uploads, mask, base_url=req.base_url)
+                return accepted_response(job, req.base_url)
+            result = service.submit(deps, request, uploads, mask, base_url=req.base_url)
             try:
                 body = render(deps, result, opts, deps.settings.response_limit_bytes)
             except InvalidRequest:
