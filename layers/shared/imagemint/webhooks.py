@@ -20,7 +20,8 @@ server-side request (no private, loopback, link-local or metadata address,
 checked when the request arrives and again at delivery, the connection pinned
 to the checked address), no redirects, one timeout. A 2xx answer is a
 delivery; anything else raises :class:`WebhookFailed`, which the state
-machine retries with backoff and jitter (``NotifyAsync``; a synchronous
+machine retries with backoff and jitter (``NotifyAsync``: up to 8 attempts
+within about 3 minutes; a synchronous
 request gets one attempt, so its HTTP answer is not held up). Every attempt is
 recorded on the job under ``webhook``.
 """
