@@ -297,6 +297,19 @@ def test_a_failed_call_keeps_the_others_with_a_warning(deps, account, fake):
     assert result.cost_usd == pytest.approx(6 * 0.08)
 
 
+def test_what_generate_made_is_on_the_job_before_any_later_step_runs(deps, account, fake):
+    """If the execution dies after Generate (before Record), the job still names every image."""
+    acc, _ = account
+    request = GenerationRequest(
+        prompt="keep", model="gpt-image-1", n=2, dialect="openai", account_id=acc.account_id
+    )
+    job_id = new_job(deps, request)
+    result = steps.generate(deps, job_id, request)
+    job = deps.jobs.get(job_id)
+    assert job.status == "RUNNING"
+    assert job.result == result.model_dump(exclude_none=True) and len(job.result["images"]) == 2
+
+
 def test_a_partial_failure_reaches_the_client_as_fewer_images_and_a_warning(deps, account, fake):
     _, key = account
     deps.settings = deps.settings.model_copy(update={"model_aliases": "dall-e-2=dall-e-3"})

@@ -103,12 +103,20 @@ def _calls(n: int, per_call: int) -> list[int]:
 
 
 def generate(deps: Deps, job_id: str, request: GenerationRequest) -> GenerationResult:
-    """Run the provider for ``request`` and keep every image in our bucket."""
-    from imagemint.providers import provider_for
-
+    """Run the provider for ``request`` (or take the ingested image) and keep every image in our bucket."""
     deps.jobs.update(job_id, status="RUNNING")
     if request.extra.get("source_key"):
-        return _ingested(deps, job_id, request)
+        result = _ingested(deps, job_id, request)
+    else:
+        result = _generate(deps, job_id, request)
+    # On the job at once: if the execution dies after this, the images are still found from the record.
+    deps.jobs.update(job_id, result=result.model_dump(exclude_none=True))
+    return result
+
+
+def _generate(deps: Deps, job_id: str, request: GenerationRequest) -> GenerationResult:
+    from imagemint.providers import provider_for
+
     resolved = registry.resolve(request, aliases=_aliases(deps), has_refs=bool(request.references))
     refs = tuple(load_input(deps, r) for r in request.references)
     mask = load_input(deps, request.mask) if request.mask else None
