@@ -28,7 +28,13 @@ from imagemint.errors import (
 from imagemint.fetch import image_dimensions
 from imagemint.ports import InputImage, ProviderCall
 from imagemint.providers import fal_provider as fal_module
-from imagemint.providers.fal_provider import FalProvider, HttpDownloader, build_arguments, set_queue_url
+from imagemint.providers.fal_provider import (
+    FalProvider,
+    HttpDownloader,
+    build_arguments,
+    result_downloader,
+    set_queue_url,
+)
 from imagemint.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -465,24 +471,44 @@ def _settings(**kw: Any) -> Settings:
     return Settings(jobs_table="jobs", accounts_table="accounts", bucket="bucket", **kw)
 
 
-def test_from_settings_uses_the_key_and_the_time_budget(fal_stub: FalStub) -> None:
+def test_from_settings_uses_the_key_the_time_budget_and_the_queue_url(fal_stub: FalStub) -> None:
     fal_stub.steps = ()  # completed at the first poll: the default poll interval is not what is tested
-    downloader = HttpDownloader(allow_http=True, timeout=2.0)
+    set_queue_url(None)  # from_settings itself points fal-client at the stub
     provider = FalProvider.from_settings(
-        _settings(fal_key="settings-key:secret", provider_timeout_s=2), downloader=downloader
+        _settings(fal_key="settings-key:secret", provider_timeout_s=2, fal_queue_url=fal_stub.base_url)
     )
-    result = provider.generate(_call())
+    assert fal_client.client.QUEUE_URL_FORMAT == fal_stub.base_url + "/"
+    result = provider.generate(_call())  # the image comes over plain http: the queue is a loopback stub
     assert len(result.images) == 1
+    assert fal_stub.on("file")
     assert fal_stub.submissions[0].headers["authorization"] == "Key settings-key:secret"
     assert fal_stub.submissions[0].headers["x-fal-request-timeout"] == "2.0"
     provider = FalProvider.from_settings(
-        _settings(provider_timeout_s=2), key="given-key:secret", downloader=downloader
+        _settings(provider_timeout_s=2, fal_queue_url=fal_stub.base_url), key="given-key:secret"
     )
     provider.generate(_call())
     assert fal_stub.submissions[1].headers["authorization"] == "Key given-key:secret"
-    downloader.close()
     with pytest.raises(InternalError, match="No fal key"):
         FalProvider.from_settings(_settings())
+
+
+def test_from_settings_without_a_queue_url_is_fal_itself(fal_stub: FalStub) -> None:
+    FalProvider.from_settings(_settings(fal_key="k:s"))
+    assert fal_client.client.QUEUE_URL_FORMAT == fal_module._FAL_QUEUE_URL_FORMAT
+
+
+def test_an_https_queue_keeps_downloads_https_only(fal_stub: FalStub) -> None:
+    """A stub reached over https (no local switch): its plain-http image URLs are refused."""
+    set_queue_url(fal_stub.base_url)  # the traffic still reaches the stub; only the setting differs
+    provider = FalProvider(
+        fal_client.SyncClient(key="k:s", default_timeout=2.0),
+        timeout_s=2.0,
+        poll_interval_s=0.01,
+        downloader=result_downloader(_settings(fal_queue_url="https://queue.example.test")),
+    )
+    with pytest.raises(ProviderError, match="scheme 'http'"):
+        provider.generate(_call())
+    assert not fal_stub.on("file")
 
 
 def test_set_queue_url_points_fal_client_and_restores_fal() -> None:

@@ -165,3 +165,48 @@ def test_every_imagemint_variable_in_the_template_is_read():
     assert names
     fields = set(Settings.model_fields) | set(ChainConfig.model_fields)
     assert {n for n in names if n.removeprefix("IMAGEMINT_").lower() not in fields} == set()
+
+
+# --------------------------------------------------------------------------- fal's queue
+
+
+def test_fal_queue_defaults_to_fal_itself_with_https_only_downloads():
+    s = Settings.from_env(env())
+    assert s.fal_queue_url == "" and s.fal_queue_is_local is False
+
+
+@pytest.mark.parametrize(
+    ("raw", "stored", "local"),
+    [
+        ("https://queue.example.test", "https://queue.example.test", False),
+        ("https://queue.example.test/", "https://queue.example.test", False),
+        ("https://127.0.0.1:8443", "https://127.0.0.1:8443", False),  # TLS stub: downloads stay https
+        ("http://127.0.0.1:18080", "http://127.0.0.1:18080", True),
+        ("http://127.0.0.2:18080/", "http://127.0.0.2:18080", True),
+        ("http://localhost:18080", "http://localhost:18080", True),
+        ("http://[::1]:18080", "http://[::1]:18080", True),
+    ],
+)
+def test_fal_queue_url_https_anywhere_or_plain_http_on_loopback(raw, stored, local):
+    s = Settings.from_env(env(fal_queue_url=raw))
+    assert s.fal_queue_url == stored and s.fal_queue_is_local is local
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "http://queue.fal.run",  # the key would cross the network in clear
+        "http://10.0.0.5:8080",
+        "http://169.254.169.254",
+        "http://127.0.0.1.example.test",
+        "http://localhost.example.test",
+        "ftp://127.0.0.1",
+        "queue.fal.run",
+        "https://",
+        "https://user:secret@queue.example.test",
+        "http://127.0.0.1:notaport",
+    ],
+)
+def test_fal_queue_url_anything_else_is_refused_at_cold_start(raw):
+    message = config_error(env(fal_queue_url=raw))
+    assert "IMAGEMINT_FAL_QUEUE_URL" in message and "secret" not in message

@@ -5,13 +5,22 @@ and each function's ``Environment`` set the variables. Secrets are never
 values of this model in AWS: the model holds the *names* of SSM parameters /
 Secrets Manager secrets, read through Powertools Parameters on first use.
 Locally (``imagemint serve``, tests) plain values may be given instead.
+
+fal's queue (``fal_queue_url``) is fal's own when empty; any other value must
+be ``https``, or plain ``http`` to a loopback host: a protocol stub in local
+testing (``tests/integration/test_providers_fal_local.py``). Only such a stub
+queue lets fal's result images be downloaded over plain ``http``, and then from
+loopback hosts only (:attr:`Settings.fal_queue_is_local`); no other setting
+turns that on.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import lru_cache
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -52,6 +61,9 @@ class Settings(BaseModel):
     openai_base_url: str | None = None
     fal_key: SecretStr | None = None
     fal_key_param: str = ""
+    # fal's queue (the fal key is sent there): empty -> fal's own. https, or for local testing only
+    # plain http to a loopback host (a protocol stub), which also lets result images come over http.
+    fal_queue_url: str = ""
     provider_timeout_s: float = Field(default=120.0, gt=0, le=900)
     model_aliases: str = ""  # "dall-e-2=gpt-image-1,dall-e-3=gpt-image-1"
 
@@ -73,12 +85,45 @@ class Settings(BaseModel):
     webhook_timeout_s: float = Field(default=10.0, gt=0, le=30)
     webhook_allow_loopback: bool = False
 
+    # The sweeper closes ACCEPTED / RUNNING jobs unchanged this long (an Express execution lasts <= 5 min).
+    sweep_after_s: float = Field(default=15 * 60, ge=1)
+
     log_level: str = "INFO"
 
     @field_validator("public_base_url")
     @classmethod
     def _strip_slash(cls, v: str) -> str:
         return v.rstrip("/")
+
+    @field_validator("fal_queue_url")
+    @classmethod
+    def _check_fal_queue_url(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        if not v:
+            return ""
+        parts = urlsplit(v)
+        try:
+            port = parts.port
+        except ValueError:
+            port = 0
+        if port == 0:
+            raise ValueError("the port is malformed")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("credentials in the URL are not allowed")
+        host = parts.hostname or ""
+        if parts.scheme == "https" and host:
+            return v
+        if parts.scheme == "http" and is_loopback_host(host):
+            return v
+        raise ValueError("must be an https URL, or a plain http URL of a loopback host (local stubs)")
+
+    @property
+    def fal_queue_is_local(self) -> bool:
+        """The fal queue is a plain-http stub on this machine: local testing, never a deployment.
+
+        Only then may fal's result images be downloaded over plain http (from loopback hosts).
+        """
+        return self.fal_queue_url.startswith("http://")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -105,6 +150,17 @@ class Settings(BaseModel):
                 k, v = pair.split("=", 1)
                 out[k.strip()] = v.strip()
         return out
+
+
+def is_loopback_host(host: str) -> bool:
+    """``localhost`` or a loopback address (127.0.0.0/8, ::1), as a URL's host names it."""
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @lru_cache(maxsize=1)

@@ -2,7 +2,9 @@
 
 ``provider_for`` picks the adapter for a registry model. Provider SDKs are
 imported only here, only when a key for that provider is configured, so a
-function that never calls OpenAI or fal never imports their SDKs.
+function that never calls OpenAI or fal never imports their SDKs. Where the
+provider is reached comes from the settings too (``openai_base_url``,
+``fal_queue_url``): a local protocol stub is configuration, not code.
 """
 
 from __future__ import annotations
@@ -79,6 +81,16 @@ def provider_for(spec: ModelSpec, settings: Settings) -> tuple[ImageProvider, li
 
 
 def reset_providers() -> None:
+    """Forget every provider, and undo what building them changed in the process.
+
+    A fal provider built from settings pointed fal-client's process-wide queue URL
+    (``IMAGEMINT_FAL_QUEUE_URL``); it goes back to fal's own queue.
+    """
     with _lock:
+        built_fal = "fal" in _cache
         _cache.clear()
         _overrides.clear()
+    if built_fal:
+        from imagemint.providers.fal_provider import set_queue_url
+
+        set_queue_url(None)

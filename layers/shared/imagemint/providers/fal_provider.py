@@ -42,9 +42,16 @@ replaces it for the whole process, with any scheme (``http://127.0.0.1:PORT``
 for a local stub: no TLS, no certificate set-up, no import-order games with
 environment variables), and returns the previous value so a test fixture can
 restore it (``tests/stubs/fixtures.py`` does). For real fal nothing needs to
-be set. The result images come from URLs the queue returned; the default
-downloader (:class:`HttpDownloader`) takes only ``https`` unless built with
-``allow_http=True`` (what the stub fixtures do).
+be set. :meth:`FalProvider.from_settings` applies ``settings.fal_queue_url``
+(``IMAGEMINT_FAL_QUEUE_URL``; empty: fal's own queue), so the running service
+reaches a stub by configuration alone.
+
+The result images come from URLs the queue returned. The downloader
+(:class:`HttpDownloader`) takes only ``https``, checked again at every redirect
+hop; ``allow_http=True`` also takes plain ``http`` from loopback hosts (and from
+nowhere else). ``from_settings`` turns that on only when the queue itself is a
+plain-http loopback stub (``Settings.fal_queue_is_local``: local testing, see
+:mod:`imagemint.settings`); the stub fixtures build their downloader with it.
 
 Models (``call.provider_model``; anything else gets the generic mapping of
 flux / playground):
@@ -93,9 +100,16 @@ from imagemint.errors import (
 from imagemint.fetch import decode_base64_image, image_dimensions, sniff_media_type
 from imagemint.ports import InputImage, ProviderCall, ProviderImage, ProviderResult
 from imagemint.providers.retry_after import seconds_from
-from imagemint.settings import Settings
+from imagemint.settings import Settings, is_loopback_host
 
-__all__ = ["Downloader", "FalProvider", "HttpDownloader", "build_arguments", "set_queue_url"]
+__all__ = [
+    "Downloader",
+    "FalProvider",
+    "HttpDownloader",
+    "build_arguments",
+    "result_downloader",
+    "set_queue_url",
+]
 
 Downloader = Callable[[str], bytes]
 
@@ -217,27 +231,65 @@ def build_arguments(call: ProviderCall) -> tuple[str, dict[str, Any]]:
 
 
 class HttpDownloader:
-    """GET a result image from fal's CDN with a size cap (a provider URL, not user input)."""
+    """GET a result image from fal's CDN with a size cap (a provider URL, not user input).
+
+    ``https`` only, at the first URL and at every redirect hop. ``allow_http`` also
+    takes plain ``http`` from loopback hosts, never from any other host (local
+    protocol stubs; see :func:`result_downloader`). ``transport`` is for tests
+    (e.g. ``httpx.MockTransport``).
+    """
 
     def __init__(
-        self, *, max_bytes: int = _MAX_IMAGE_BYTES, timeout: float = 30.0, allow_http: bool = False
+        self,
+        *,
+        max_bytes: int = _MAX_IMAGE_BYTES,
+        timeout: float = 30.0,
+        allow_http: bool = False,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.max_bytes = max_bytes
         self.timeout = timeout
         self.allow_http = allow_http
+        self._transport = transport
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
 
     def _http(self) -> httpx.Client:
         with self._lock:
             if self._client is None:
-                self._client = httpx.Client(timeout=self.timeout, follow_redirects=True)
+                self._client = httpx.Client(
+                    timeout=self.timeout,
+                    follow_redirects=True,
+                    transport=self._transport,
+                    event_hooks={"request": [self._check_redirect]},
+                )
             return self._client
 
+    def refusal(self, url: str | httpx.URL) -> str | None:
+        """Why ``url`` must not be downloaded (a short reason), or None."""
+        try:
+            parsed = httpx.URL(url)
+        except (httpx.InvalidURL, TypeError):
+            return "a malformed URL"
+        scheme = parsed.scheme.lower()
+        if scheme != "https" and not (scheme == "http" and self.allow_http):
+            return f"scheme '{scheme}'"
+        if not parsed.host:
+            return "no host"
+        if scheme == "http" and not is_loopback_host(parsed.host):
+            return f"plain http to '{parsed.host}' (only loopback hosts may be reached over http)"
+        return None
+
+    def _check_redirect(self, request: httpx.Request) -> None:
+        # Every hop passes here; the first one was already checked by __call__.
+        reason = self.refusal(request.url)
+        if reason is not None:
+            raise ProviderError(f"A fal result image redirected to a refused URL: {reason}")
+
     def __call__(self, url: str) -> bytes:
-        scheme = url.split(":", 1)[0].lower()
-        if scheme != "https" and not (self.allow_http and scheme == "http"):
-            raise ProviderError(f"fal returned an image URL with scheme '{scheme}'")
+        reason = self.refusal(url)
+        if reason is not None:
+            raise ProviderError(f"fal returned an image URL with {reason}")
         try:
             with self._http().stream("GET", url) as response:
                 if response.status_code != 200:
@@ -265,6 +317,23 @@ class HttpDownloader:
             if self._client is not None:
                 self._client.close()
                 self._client = None
+
+
+def _download_timeout(timeout_s: float) -> float:
+    return min(60.0, max(timeout_s, 5.0))
+
+
+def result_downloader(settings: Settings, *, max_bytes: int = _MAX_IMAGE_BYTES) -> HttpDownloader:
+    """The downloader of result images the settings allow (what :meth:`FalProvider.from_settings` uses).
+
+    ``https`` only; plain ``http`` from loopback hosts only when the queue itself is
+    a plain-http loopback stub (``settings.fal_queue_is_local``, local testing).
+    """
+    return HttpDownloader(
+        max_bytes=max_bytes,
+        timeout=_download_timeout(settings.provider_timeout_s),
+        allow_http=settings.fal_queue_is_local,
+    )
 
 
 # --------------------------------------------------------------------------- errors
@@ -388,18 +457,29 @@ class FalProvider:
         self._max_poll_interval_s = max(max_poll_interval_s, poll_interval_s)
         self._max_image_bytes = max_image_bytes
         self._download: Downloader = downloader or HttpDownloader(
-            max_bytes=max_image_bytes, timeout=min(60.0, max(timeout_s, 5.0))
+            max_bytes=max_image_bytes, timeout=_download_timeout(timeout_s)
         )
 
     @classmethod
     def from_settings(
         cls, settings: Settings, *, key: str | None = None, downloader: Downloader | None = None
     ) -> FalProvider:
+        """The provider ``settings`` describe: key, time budget, queue URL and download policy.
+
+        Points fal-client's process-wide queue URL at ``settings.fal_queue_url``
+        (empty: fal's own); the result images are fetched by
+        :func:`result_downloader` unless ``downloader`` is given.
+        """
         secret = key or (settings.fal_key.get_secret_value() if settings.fal_key else None)
         if not secret:
             raise InternalError("No fal key is configured (IMAGEMINT_FAL_KEY or IMAGEMINT_FAL_KEY_PARAM)")
+        set_queue_url(settings.fal_queue_url or None)
         client = fal_client.SyncClient(key=secret, default_timeout=settings.provider_timeout_s)
-        return cls(client, timeout_s=settings.provider_timeout_s, downloader=downloader)
+        return cls(
+            client,
+            timeout_s=settings.provider_timeout_s,
+            downloader=downloader or result_downloader(settings),
+        )
 
     # ------------------------------------------------------------------ generate
 
