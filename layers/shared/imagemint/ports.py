@@ -103,6 +103,10 @@ class JobStore(Protocol):
         """
         ...
 
+    def stale_open_jobs(self, updated_before: float, limit: int) -> list[Job]:
+        """Jobs still ACCEPTED or RUNNING, unchanged since ``updated_before`` (for the sweeper)."""
+        ...
+
 
 class AccountStore(Protocol):
     def create_account(self, account: Account) -> None: ...

@@ -98,8 +98,18 @@ class S3ImageStore:
         )
 
 
+OPEN_JOBS_INDEX = "open-jobs"
+OPEN = "open"  # the value of ``open_shard`` while a job is ACCEPTED or RUNNING (a sparse index)
+_OPEN_STATUSES = ("ACCEPTED", "RUNNING")
+
+
 class DynamoJobStore:
-    """Jobs table: one item per job (``job_id``), with state transitions appended."""
+    """Jobs table: one item per job (``job_id``), with state transitions appended.
+
+    While a job is ACCEPTED or RUNNING its item carries ``open_shard``, the key of
+    the sparse index ``open-jobs`` (sorted by ``updated_at``); any other status
+    removes it, so the sweeper reads only the jobs still open.
+    """
 
     def __init__(self, ddb: Any, table: str) -> None:
         self._ddb = ddb
@@ -110,6 +120,8 @@ class DynamoJobStore:
 
         ser = TypeSerializer()
         item = {k: ser.serialize(v) for k, v in _to_dynamo(job.model_dump(exclude_none=True)).items()}
+        if job.status in _OPEN_STATUSES:
+            item["open_shard"] = {"S": OPEN}
         self._ddb.put_item(
             TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(job_id)"
         )
@@ -142,6 +154,12 @@ class DynamoJobStore:
             values[":tr"] = ser.serialize(_to_dynamo([{"status": fields["status"], "at": ts}]))
             values[":empty"] = {"L": []}
             expr += ", #tr = list_append(if_not_exists(#tr, :empty), :tr)"
+            names["#open"] = "open_shard"
+            if fields["status"] in _OPEN_STATUSES:
+                values[":open"] = {"S": OPEN}
+                expr += ", #open = :open"
+            else:
+                expr += " REMOVE #open"
         condition = "attribute_exists(job_id)"
         if expect_status is not None:
             names["#st"] = "status"
@@ -166,6 +184,24 @@ class DynamoJobStore:
             raise NotFound(f"Job {job_id} not found") from None
         de = TypeDeserializer()
         return Job.model_validate(_from_dynamo({k: de.deserialize(v) for k, v in r["Attributes"].items()}))
+
+    def stale_open_jobs(self, updated_before: float, limit: int) -> list[Job]:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        r = self._ddb.query(
+            TableName=self._table,
+            IndexName=OPEN_JOBS_INDEX,
+            KeyConditionExpression="open_shard = :open AND updated_at < :before",
+            ExpressionAttributeValues={":open": {"S": OPEN}, ":before": {"N": str(updated_before)}},
+            Limit=limit,
+        )
+        de = TypeDeserializer()
+        return [
+            Job.model_validate(
+                _from_dynamo({k: de.deserialize(v) for k, v in item.items() if k != "open_shard"})
+            )
+            for item in r.get("Items", [])
+        ]
 
 
 class DynamoAccountStore:

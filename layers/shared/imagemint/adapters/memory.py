@@ -67,6 +67,15 @@ class MemoryJobStore:
             self.jobs[job_id] = Job.model_validate(data)
             return self.jobs[job_id].model_copy(deep=True)
 
+    def stale_open_jobs(self, updated_before: float, limit: int) -> list[Job]:
+        with self._lock:
+            found = [
+                j.model_copy(deep=True)
+                for j in self.jobs.values()
+                if j.status in ("ACCEPTED", "RUNNING") and j.updated_at < updated_before
+            ]
+        return sorted(found, key=lambda j: j.updated_at)[:limit]
+
 
 class MemoryAccountStore:
     def __init__(self) -> None:

@@ -1,0 +1,105 @@
+"""The sweeper closes jobs whose execution died: images kept (PARTIAL / SUCCEEDED), charges returned."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from events import invoke_step
+from imagemint import credits, steps, sweeper
+from imagemint.adapters.memory import MemoryJobStore
+from imagemint.deps import Deps
+from imagemint.models import GenerationRequest, Job, new_job_id
+
+LATER = 16 * 60  # past the default sweep_after_s (15 minutes)
+
+
+def _job(deps: Deps, account: Any, **request: Any) -> tuple[str, GenerationRequest]:
+    acc, _ = account
+    req = GenerationRequest(
+        prompt="stuck", model="gpt-image-1", dialect="openai", account_id=acc.account_id, **request
+    )
+    job = Job(
+        job_id=new_job_id(),
+        account_id=acc.account_id,
+        dialect="openai",
+        model=req.model,
+        request=req.model_dump(exclude_none=True),
+    )
+    deps.jobs.create(job)
+    credits.charge(deps, job, credits.quote(0.042, 1))
+    return job.job_id, req
+
+
+def _balance(deps: Deps, account: Any) -> int:
+    return deps.accounts.get_account(account[0].account_id).credits
+
+
+def test_a_job_that_never_started_is_failed_and_refunded(deps: Deps, account: Any) -> None:
+    before = _balance(deps, account)
+    job_id, _ = _job(deps, account)
+    assert _balance(deps, account) == before - 42
+    assert sweeper.sweep(deps) == {"SUCCEEDED": [], "PARTIAL": [], "FAILED": []}  # not stale yet
+    out = sweeper.sweep(deps, now=time.time() + LATER)
+    assert out["FAILED"] == [job_id]
+    job = deps.jobs.get(job_id)
+    assert job.status == "FAILED" and "before any image was made" in job.error["message"]
+    assert _balance(deps, account) == before
+    assert sweeper.sweep(deps, now=time.time() + LATER)["FAILED"] == []  # closed jobs are not read again
+    assert _balance(deps, account) == before  # refunded once
+
+
+def test_a_job_that_died_after_generating_keeps_its_images_and_can_be_resumed(
+    deps: Deps, account: Any
+) -> None:
+    job_id, req = _job(deps, account, archive=True, mint=True)
+    result = steps.generate(deps, job_id, req)  # the execution died after this step
+    out = sweeper.sweep(deps, now=time.time() + LATER)
+    assert out["PARTIAL"] == [job_id]
+    job = deps.jobs.get(job_id)
+    assert job.resume_from == "archive"
+    assert job.result["images"] == [img.model_dump(exclude_none=True) for img in result.images]
+    assert any("stopped after the images were made" in w for w in job.result["warnings"])
+    assert all(deps.images.head(img.key) for img in result.images)
+
+
+def test_a_job_without_provenance_that_died_after_generating_succeeds(deps: Deps, account: Any) -> None:
+    before = _balance(deps, account)
+    job_id, req = _job(deps, account)
+    steps.generate(deps, job_id, req)
+    assert sweeper.sweep(deps, now=time.time() + LATER)["SUCCEEDED"] == [job_id]
+    assert deps.jobs.get(job_id).status == "SUCCEEDED"
+    assert _balance(deps, account) == before - 42  # delivered: kept
+
+
+def test_finished_jobs_are_left_alone(deps: Deps, account: Any) -> None:
+    job_id, _ = _job(deps, account)
+    deps.jobs.update(job_id, status="SUCCEEDED")
+    assert sweeper.sweep(deps, now=time.time() + LATER) == {"SUCCEEDED": [], "PARTIAL": [], "FAILED": []}
+    assert deps.jobs.get(job_id).status == "SUCCEEDED"
+
+
+class RacingJobStore(MemoryJobStore):
+    """Its query answers, then the job moves on before the sweeper claims it (a live execution)."""
+
+    def stale_open_jobs(self, updated_before: float, limit: int) -> list[Job]:
+        found = super().stale_open_jobs(updated_before, limit)
+        for job in found:
+            self.update(job.job_id, status="RUNNING")
+        return found
+
+
+def test_a_job_that_moved_since_the_query_is_not_touched(deps: Deps, account: Any) -> None:
+    racing = RacingJobStore()
+    deps.jobs = racing
+    job_id, _ = _job(deps, account)
+    assert sweeper.sweep(deps, now=time.time() + LATER)["FAILED"] == []
+    assert racing.get(job_id).status == "RUNNING" and racing.get(job_id).error is None
+
+
+@pytest.mark.usefixtures("account")
+def test_the_scheduled_function_runs_the_sweep(deps: Deps) -> None:
+    event = {"version": "0", "detail-type": "Scheduled Event", "source": "aws.scheduler", "detail": {}}
+    assert invoke_step("sweeper", event) == {"SUCCEEDED": [], "PARTIAL": [], "FAILED": []}
