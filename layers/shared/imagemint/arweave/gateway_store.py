@@ -13,6 +13,15 @@ in all. Every loop is bounded: at most ``max_attempts`` posts,
 ``http_timeout_s`` per request. A record is returned only for a transaction
 the gateway has.
 
+``archive()`` is ``commit(prepare())``: ``prepare`` asks for the price and
+anchor and signs; ``commit`` posts. Committing a transaction the gateway
+already has is safe and adds nothing: Arweave answers a second ``POST /tx``
+of a known transaction with 208, ArLocal with 404; either way, when the
+gateway reports the transaction as known (status and matching header), the
+chunks are uploaded again (idempotent; a crash may have cut the first upload
+short) and the same record is returned. A refusal is reported as
+``rejected`` only when the gateway does not hold the transaction.
+
 arweave-python-client 1.0.19 is used for what works in it: its ``Wallet``
 (JWK parsing, address, the RSA-PSS signature itself), created after its
 module-level ``API_URL`` is set to this gateway. Parts replaced, and why:
@@ -168,6 +177,9 @@ class GatewayArchiveStore:
             raise ArchiveError(f"Bad /tx_anchor answer: HTTP {resp.status}", reason="bad_response")
         return anchor
 
+    def prepare(self, data: bytes, tags: list[tuple[str, str]]) -> Transaction:
+        return self._signed(bytes(data), tags)
+
     def _signed(self, data: bytes, tags: list[tuple[str, str]]) -> Transaction:
         for item in tags:
             if isinstance(item, tuple | list) and len(item) == 2 and item[1] == "":
@@ -184,7 +196,14 @@ class GatewayArchiveStore:
         return signed
 
     def archive(self, data: bytes, tags: list[tuple[str, str]]) -> ArchiveRecord:
-        signed = self._signed(bytes(data), tags)
+        return self.commit(self._signed(bytes(data), tags))
+
+    def commit(self, signed: Transaction) -> ArchiveRecord:
+        if signed.owner != self._owner or signed.data is None or not verify(signed):
+            raise ArchiveError(
+                f"Transaction {signed.id or '(unsigned)'} is not a signed item of this store's wallet",
+                reason="integrity",
+            )
         chunked = signed.chunks()
         inline = len(chunked.chunks) <= MAX_CHUNKS_IN_BODY
         body = signed.to_json(include_data=inline).encode("utf-8")
@@ -199,8 +218,11 @@ class GatewayArchiveStore:
                 continue
             if resp.status not in (200, 208):
                 if not _retryable(resp.status):
-                    if attempt > 1 and self._known_now(signed):
-                        # An earlier post got through after all (it showed up late).
+                    if self._known_now(signed):
+                        # Posted before: by an earlier attempt that showed up late, or by a run of
+                        # this step that was killed (ArLocal refuses a known transaction with 404).
+                        if not inline:
+                            self._upload_chunks(signed, chunked)
                         return ArchiveRecord.from_transaction(signed)
                     raise ArchiveError(
                         f"The gateway refused transaction {signed.id}: HTTP {resp.status} {resp.text()}",

@@ -12,6 +12,13 @@ Layout in the :class:`~imagemint.ports.ImageStore`:
 
 ``read()`` verifies the header's signature and the data against its
 ``data_root`` before returning anything.
+
+``archive()`` is ``commit(prepare())``: ``prepare`` signs, ``commit`` writes
+the two objects under the transaction's id. Committing the same signed
+transaction again writes nothing new (the keys are its id; an item whose
+header exists is left as it is), so a journalled transaction
+(:func:`imagemint.arweave.store.archive_once`) re-committed after a crash
+stays one item.
 """
 
 from __future__ import annotations
@@ -50,20 +57,31 @@ class LocalSignedStore:
         return f"{PREFIX}{tx_id}.json"
 
     def archive(self, data: bytes, tags: list[tuple[str, str]]) -> ArchiveRecord:
+        return self.commit(self.prepare(data, tags))
+
+    def prepare(self, data: bytes, tags: list[tuple[str, str]]) -> Transaction:
         with self._lock:
             last_tx = self._last_tx
         try:
             unsigned = create_transaction(bytes(data), self._owner, tags=tags, reward="0", last_tx=last_tx)
         except ValueError as exc:
             raise ArchiveError(f"Cannot archive: {exc}", reason="invalid_tags") from None
-        signed = sign(unsigned, self._key)
+        return sign(unsigned, self._key)
+
+    def commit(self, signed: Transaction) -> ArchiveRecord:
+        if signed.owner != self._owner or signed.data is None or not verify(signed):
+            raise ArchiveError(
+                f"Transaction {signed.id or '(unsigned)'} is not a signed item of this store's wallet",
+                reason="integrity",
+            )
         content_type = signed.tag("Content-Type") or DEFAULT_CONTENT_TYPE
         header = signed.to_json(include_data=False).encode("utf-8")
         try:
-            # Data first: an item exists once its header does (see read()).
-            meta = {"arweave-id": signed.id}
-            self._blobs.put(self.data_key(signed.id), signed.data or b"", content_type, meta)
-            self._blobs.put(self.header_key(signed.id), header, "application/json", meta)
+            if self._blobs.head(self.header_key(signed.id)) is None:  # else: committed before
+                # Data first: an item exists once its header does (see read()).
+                meta = {"arweave-id": signed.id}
+                self._blobs.put(self.data_key(signed.id), signed.data, content_type, meta)
+                self._blobs.put(self.header_key(signed.id), header, "application/json", meta)
         except ImagemintError:
             raise
         except Exception as exc:

@@ -5,16 +5,33 @@ Two implementations: :class:`imagemint.arweave.local_store.LocalSignedStore`
 store) and :class:`imagemint.arweave.gateway_store.GatewayArchiveStore` (a
 real Arweave gateway). Both return the same :class:`ArchiveRecord`, whose id
 is final at signing (``base64url(sha256(signature))``).
+
+Archiving is two phases: :meth:`ArchiveStore.prepare` signs (nothing leaves
+the process) and :meth:`ArchiveStore.commit` stores or posts the signed
+transaction; committing the same signed transaction again creates nothing new
+(same id, same keys in the local store; a gateway already holding it is
+asked, not given a second item). RSA-PSS signatures are randomised, so
+signing the same data twice gives two ids: :func:`archive_once` keeps the
+signed header in a journal (the job record, in the pipeline) BEFORE
+committing it, so a step re-run after its function was killed commits the
+same transaction instead of a second one.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from imagemint.arweave.tx import Transaction, verify
 from imagemint.arweave.wallet import b64url_encode
 from imagemint.errors import ImagemintError, _register
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
@@ -26,7 +43,9 @@ class ArchiveError(ImagemintError):
     transaction, e.g. an unfunded wallet), ``dropped`` (accepted but not
     found after every attempt), ``unreachable``, ``bad_response``,
     ``chunk_failed``, ``invalid_tags``, ``integrity`` (data or
-    header does not match its signature / data_root), ``config``.
+    header does not match its signature / data_root, or a transaction to
+    commit is not the store's wallet's), ``store_failed`` (the local store's
+    bucket write failed), ``config``.
     """
 
     code: ClassVar[str] = "archive_failed"
@@ -124,7 +143,25 @@ class ArchiveStore(Protocol):
     def archive(self, data: bytes, tags: list[tuple[str, str]]) -> ArchiveRecord:
         """Sign and store ``data`` with ``tags`` (a ``Content-Type`` tag sets its media type).
 
-        Returns only once the item is stored; raises :class:`ArchiveError` otherwise.
+        ``commit(prepare(data, tags))``. Returns only once the item is stored;
+        raises :class:`ArchiveError` otherwise.
+        """
+        ...
+
+    def prepare(self, data: bytes, tags: list[tuple[str, str]]) -> Transaction:
+        """The signed transaction of ``data`` (attached) and ``tags``; nothing is stored or sent.
+
+        Raises :class:`ArchiveError` (``invalid_tags``, or ``unreachable`` when a
+        gateway must be asked for the price and anchor).
+        """
+        ...
+
+    def commit(self, signed: Transaction) -> ArchiveRecord:
+        """Store or post ``signed`` (data attached) and return its record once it is kept.
+
+        Idempotent: committing a transaction that is already kept returns the
+        same record and adds nothing. Raises :class:`ArchiveError` (``integrity``
+        for a transaction that does not verify or is not this store's wallet's).
         """
         ...
 
@@ -139,3 +176,66 @@ class ArchiveStore(Protocol):
     def gateway_url(self, tx_id: str) -> str:
         """A URL the item can be fetched from (the gateway's ``/<id>``)."""
         ...
+
+
+#: Loads the signed header a journal slot holds (JSON, data not included), or None.
+JournalLoad = Callable[[], str | None]
+#: Saves the signed header of a journal slot (before it is committed).
+JournalSave = Callable[[str], None]
+
+
+def restore_signed(header_json: str | None, data: bytes) -> Transaction | None:
+    """The journalled transaction with ``data`` attached, or None when there is none or it does not fit.
+
+    A header fits when its signature verifies and ``data`` matches its
+    ``data_root`` and ``data_size`` (so a stale header of other data is never reused).
+    """
+    if not header_json:
+        return None
+    try:
+        raw = json.loads(header_json)
+        tx = Transaction.from_dict(raw) if isinstance(raw, dict) else None
+    except (ValueError, TypeError):
+        tx = None
+    if tx is None:
+        return None
+    tx = replace(tx, data=bytes(data))
+    return tx if verify(tx) else None
+
+
+def archive_once(
+    store: ArchiveStore,
+    data: bytes,
+    tags: list[tuple[str, str]],
+    *,
+    load: JournalLoad,
+    save: JournalSave,
+) -> ArchiveRecord:
+    """Archive ``data`` once per journal slot, however often this runs (a step re-run after a crash).
+
+    1. The slot holds a signed header that fits ``data``: commit that same
+       transaction again (idempotent) and return its record.
+    2. Otherwise sign, ``save`` the header, and only then commit.
+
+    A crash after 2's ``save`` leaves a header whose transaction may or may
+    not have been stored: 1 handles both. A journalled transaction that the
+    store refuses outright (``rejected``: e.g. a gateway anchor that expired
+    while nothing was posted) and that the store does not hold is replaced by
+    a freshly signed one, once; the refusal means it was never kept, so the
+    new one cannot duplicate it.
+    """
+    data = bytes(data)
+    header = load()
+    signed = restore_signed(header, data)
+    if signed is not None:
+        try:
+            return store.commit(signed)
+        except ArchiveError as exc:
+            if exc.details.get("reason") != "rejected":
+                raise
+            log.warning("journalled transaction %s refused; signing a new one", signed.id)
+    elif header:
+        log.warning("journalled header does not fit the data; signing a new transaction")
+    signed = store.prepare(data, tags)
+    save(signed.to_json(include_data=False))
+    return store.commit(signed)

@@ -8,7 +8,8 @@ without paying web3's ~1 s import. The implementation
 
 from __future__ import annotations
 
-from typing import ClassVar, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -67,6 +68,31 @@ class MomentMinter(Protocol):
         """
         ...
 
-    def mint(self, metadata_uri: str, creator: str, contract_address: str) -> Moment:
-        """Set up a new token with ``metadata_uri`` and mint one to ``creator``."""
+    def mint(
+        self,
+        metadata_uri: str,
+        creator: str,
+        contract_address: str,
+        *,
+        journal: Callable[[dict[str, Any]], None] | None = None,
+    ) -> Moment:
+        """Set up a new token with ``metadata_uri`` and mint one to ``creator``.
+
+        ``journal`` gets a JSON-ready pending-mint record after each
+        transaction is signed and before it is sent; keep the last one, and
+        pass it to :meth:`resume` when the mint is run again after a crash.
+        """
+        ...
+
+    def resume(
+        self, pending: dict[str, Any], *, journal: Callable[[dict[str, Any]], None] | None = None
+    ) -> Moment | None:
+        """Finish the mint a killed run left in ``pending`` (the last journal record).
+
+        The moment of the journalled transaction once it is mined (it is sent
+        again, same nonce, when the node does not have it), or None when it was
+        never mined and never can be (its nonce was taken, or it reverted):
+        nothing was minted, mint afresh. Raises :class:`MintError` when it
+        cannot be settled now (keep the record and try again later).
+        """
         ...

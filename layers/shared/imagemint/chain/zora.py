@@ -30,7 +30,40 @@ Contracts
     creator is the contract's owner and default admin; a setup action gives the
     platform signer admin permission so it can mint moments for the creator
     (the creator can revoke it). The address is taken from the factory's
-    ``SetupNewContract`` event and checked against the predicted one.
+    ``SetupNewContract`` event and checked against the predicted one. A run
+    killed after sending ``createContractDeterministic`` is safe to repeat:
+    the repeat finds the contract's code at the predicted address, or (when
+    the first transaction is still pending) sends a second one that reverts on
+    the taken address, after which the existing contract is returned.
+
+Re-runs after a crash (``journal`` / :meth:`ZoraMinter.resume`)
+    The mint step can be killed anywhere (Lambda timeout, out of memory) and
+    is then run again with the same input. To keep that from minting a second
+    token, :meth:`ZoraMinter.mint` takes a ``journal``: a callable that
+    persists a small JSON record (``stage``, the contract, uri, creator,
+    expected token id, and the signed transaction: hash, raw bytes, nonce)
+    after the transaction is signed and BEFORE it is sent. A re-run hands
+    that record to :meth:`ZoraMinter.resume`, which settles the transaction
+    without signing anything new for the same step:
+
+    - a receipt exists: the moment comes from it (the token id from its
+      ``SetupNewToken`` event);
+    - no receipt and the sender's nonce is still unused: the same raw
+      transaction is sent again (same nonce: it can be mined at most once)
+      and awaited;
+    - no receipt and the nonce was taken by another transaction: it was
+      never mined and never can be, so ``resume`` returns None and the caller
+      mints afresh; a reverted multicall or ``setupNewToken`` also returns
+      None (nothing was set up);
+    - no receipt, nonce unused, and the node refuses the raw transaction
+      (e.g. a balance too low for it now): ``MintError`` (``rpc_error``), the
+      record stays as it is. Minting afresh here could mint twice should the
+      refused transaction still be mined, so the next re-run settles it
+      again; once anything else of this signer takes the nonce, that is
+      final and the re-run mints afresh.
+
+    After a two-transaction mint's ``setupNewToken`` only the ``adminMint``
+    is sent again, for the token already set up.
 
 Nonces and concurrency
     Every transaction of one signer (per chain) is built, signed, sent and
@@ -78,7 +111,13 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from web3 import Web3
-from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted, Web3Exception
+from web3.exceptions import (
+    ContractCustomError,
+    ContractLogicError,
+    TimeExhausted,
+    TransactionNotFound,
+    Web3Exception,
+)
 from web3.logs import DISCARD
 
 from imagemint.chain.port import PUBLIC_CHAIN_IDS, MintError, Moment, MomentMinter
@@ -102,6 +141,13 @@ OPEN_EDITION_SUPPLY = 2**64 - 1
 
 _TOKEN_ID_MISMATCH = "0x" + keccak(text="TokenIdMismatch(uint256,uint256)")[:4].hex()
 _NONCE_ERRORS = ("nonce too low", "invalid nonce", "already known", "replacement transaction underpriced")
+_KNOWN_TX_ERRORS = ("already known", "known transaction", "already imported", "alreadyknown")
+#: Version of the pending-mint records written through a journal.
+JOURNAL_VERSION = 1
+_STAGES = ("multicall", "setup", "admin_mint")
+
+#: Persists a pending-mint record (a JSON-ready dict) before its transaction is sent.
+MintJournal = Callable[[dict[str, Any]], None]
 
 
 # --- Minimal ABI: only the functions and events used here (checked against the
@@ -220,6 +266,15 @@ def _hex(value: Any) -> str:
 
 
 @dataclass(frozen=True)
+class SignedTx:
+    """A signed transaction about to be sent: what a re-run needs to find it or send it again."""
+
+    hash: str
+    raw: str  # 0x-hex of the raw signed transaction
+    nonce: int
+
+
+@dataclass(frozen=True)
 class MintOutcome:
     """A minted moment with what it cost (for logs, metrics and tests)."""
 
@@ -331,11 +386,19 @@ class ZoraMinter(MomentMinter):
         log.info("created creator contract", extra={"contract": address, "creator": creator})
         return address
 
-    def mint(self, metadata_uri: str, creator: str, contract_address: str) -> Moment:
-        return self.mint_detailed(metadata_uri, creator, contract_address).moment
+    def mint(
+        self, metadata_uri: str, creator: str, contract_address: str, *, journal: MintJournal | None = None
+    ) -> Moment:
+        return self.mint_detailed(metadata_uri, creator, contract_address, journal=journal).moment
 
-    def mint_detailed(self, metadata_uri: str, creator: str, contract_address: str) -> MintOutcome:
-        """:meth:`mint`, also returning the transaction hashes and the gas used."""
+    def mint_detailed(
+        self, metadata_uri: str, creator: str, contract_address: str, *, journal: MintJournal | None = None
+    ) -> MintOutcome:
+        """:meth:`mint`, also returning the transaction hashes and the gas used.
+
+        ``journal`` is called with the pending-mint record of each transaction
+        after it is signed and before it is sent (see "Re-runs" in the module doc).
+        """
         if not isinstance(metadata_uri, str) or not metadata_uri:
             raise MintError("metadata_uri is empty", reason="config")
         creator = self._address(creator, "creator")
@@ -349,18 +412,108 @@ class ZoraMinter(MomentMinter):
                     contract=contract.address,
                 )
             if self.batch and role == "admin":
-                outcome = self._mint_batched(contract, metadata_uri, creator)
+                outcome = self._mint_batched(contract, metadata_uri, creator, journal)
             else:
-                outcome = self._mint_two_txs(contract, metadata_uri, creator)
+                outcome = self._mint_two_txs(contract, metadata_uri, creator, journal)
         log.info(
             "minted moment",
             extra={"contract": contract.address, "token_id": outcome.moment.tokenId, "gas": outcome.gas_used},
         )
         return outcome
 
+    def resume(self, pending: dict[str, Any], *, journal: MintJournal | None = None) -> Moment | None:
+        outcome = self.resume_detailed(pending, journal=journal)
+        return outcome.moment if outcome is not None else None
+
+    def resume_detailed(
+        self, pending: dict[str, Any], *, journal: MintJournal | None = None
+    ) -> MintOutcome | None:
+        """Settle the transaction of a pending-mint record a killed run left (see "Re-runs").
+
+        The moment once its transaction is mined (sent again when needed), or
+        None when it was never mined and never will be: then nothing was minted
+        and the caller mints afresh.
+        """
+        try:
+            stage = str(pending["stage"])
+            tx = pending["tx"]
+            tx_hash, raw, nonce = str(tx["hash"]), str(tx["raw"]), int(tx["nonce"])
+            chain_id = int(pending["chain_id"])
+            sender = self._address(pending["from"], "from")
+            contract = self._token_contract(self._address(pending["contract"], "contract"))
+            creator = self._address(pending["creator"], "creator")
+            uri = str(pending["uri"])
+            expected = int(pending["token_id"]) if pending.get("token_id") not in (None, "") else None
+        except (KeyError, TypeError, ValueError, MintError):
+            raise MintError("The pending mint record is unreadable", reason="config") from None
+        if stage not in _STAGES or (stage == "admin_mint" and expected is None):
+            raise MintError(f"The pending mint record has an unknown stage {stage!r}", reason="config")
+        if chain_id != self.chain_id:
+            raise MintError(
+                f"The pending mint is on chain {chain_id}, this minter signs for {self.chain_id}",
+                reason="chain_id_mismatch",
+                chain_id=chain_id,
+            )
+        with self._lock:
+            self._check_chain()
+            receipt = self._settle(tx_hash, raw, nonce, sender, stage)
+            if stage == "admin_mint":
+                assert expected is not None
+                if receipt is None:  # never mined: the token is set up, send its copy again
+                    return self._admin_mint(contract, uri, creator, expected, [], journal)
+                if receipt["status"] != 1:
+                    raise MintError("adminMint reverted", reason="reverted", tx_hash=tx_hash)
+                return self._outcome(contract, expected, [receipt], batched=False)
+            if receipt is None or receipt["status"] != 1:
+                log.warning("pending %s %s was not mined; minting afresh", stage, tx_hash)
+                return None
+            token_id = self._token_id_from(receipt, contract, uri, sender)
+            if stage == "setup":
+                return self._admin_mint(contract, uri, creator, token_id, [receipt], journal)
+            if expected is not None and token_id != expected:
+                raise MintError(
+                    f"SetupNewToken gave token {token_id}, expected {expected}",
+                    reason="token_id_mismatch",
+                    contract=contract.address,
+                )
+            log.info("resumed moment", extra={"contract": contract.address, "token_id": token_id})
+            return self._outcome(contract, token_id, [receipt], batched=True)
+
     # ---------------------------------------------------------------- minting
 
-    def _mint_batched(self, contract: Any, uri: str, creator: str) -> MintOutcome:
+    def _journal_step(
+        self,
+        journal: MintJournal | None,
+        stage: str,
+        contract: str,
+        uri: str,
+        creator: str,
+        token_id: int | None,
+        earlier: tuple[str, ...] = (),
+    ) -> Callable[[SignedTx], None] | None:
+        """What ``_transact`` calls before sending: the pending-mint record, handed to ``journal``."""
+        if journal is None:
+            return None
+        record = {
+            "v": JOURNAL_VERSION,
+            "stage": stage,
+            "chain_id": self.chain_id,
+            "from": self.signer.address,
+            "contract": contract,
+            "uri": uri,
+            "creator": creator,
+            "token_id": "" if token_id is None else str(token_id),
+            "earlier": list(earlier),
+        }
+
+        def before_send(tx: SignedTx) -> None:
+            journal({**record, "tx": {"hash": tx.hash, "raw": tx.raw, "nonce": tx.nonce}})
+
+        return before_send
+
+    def _mint_batched(
+        self, contract: Any, uri: str, creator: str, journal: MintJournal | None = None
+    ) -> MintOutcome:
         for attempt in (1, 2):
             with self._rpc("nextTokenId"):
                 next_id = int(contract.functions.nextTokenId().call(block_identifier="latest"))
@@ -370,8 +523,9 @@ class ZoraMinter(MomentMinter):
                 contract.encode_abi("adminMint", args=[creator, next_id, 1, b""]),
             ]
             data = contract.encode_abi("multicall", args=[[bytes.fromhex(c[2:]) for c in calls]])
+            before_send = self._journal_step(journal, "multicall", contract.address, uri, creator, next_id)
             try:
-                receipt = self._transact(contract.address, data, "multicall")
+                receipt = self._send(contract.address, data, "multicall", before_send)
             except MintError as exc:
                 if attempt == 1 and exc.details.get("revert_data", "").startswith(_TOKEN_ID_MISMATCH):
                     log.warning("token id taken by another writer; retrying", extra={"expected": next_id})
@@ -387,13 +541,31 @@ class ZoraMinter(MomentMinter):
             return self._outcome(contract, token_id, [receipt], batched=True)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _mint_two_txs(self, contract: Any, uri: str, creator: str) -> MintOutcome:
+    def _mint_two_txs(
+        self, contract: Any, uri: str, creator: str, journal: MintJournal | None = None
+    ) -> MintOutcome:
         data = contract.encode_abi("setupNewToken", args=[uri, self.max_supply])
-        setup = self._transact(contract.address, data, "setupNewToken")
+        before_send = self._journal_step(journal, "setup", contract.address, uri, creator, None)
+        setup = self._send(contract.address, data, "setupNewToken", before_send)
         token_id = self._token_id_from(setup, contract, uri)
+        return self._admin_mint(contract, uri, creator, token_id, [setup], journal)
+
+    def _admin_mint(
+        self,
+        contract: Any,
+        uri: str,
+        creator: str,
+        token_id: int,
+        earlier: list[Any],
+        journal: MintJournal | None,
+    ) -> MintOutcome:
         data = contract.encode_abi("adminMint", args=[creator, token_id, 1, b""])
-        minted = self._transact(contract.address, data, "adminMint")
-        return self._outcome(contract, token_id, [setup, minted], batched=False)
+        hashes = tuple(_hex(r["transactionHash"]) for r in earlier)
+        before_send = self._journal_step(
+            journal, "admin_mint", contract.address, uri, creator, token_id, hashes
+        )
+        minted = self._send(contract.address, data, "adminMint", before_send)
+        return self._outcome(contract, token_id, [*earlier, minted], batched=False)
 
     def _outcome(self, contract: Any, token_id: int, receipts: list[Any], *, batched: bool) -> MintOutcome:
         hashes = tuple(_hex(r["transactionHash"]) for r in receipts)
@@ -403,12 +575,12 @@ class ZoraMinter(MomentMinter):
         gas = sum(int(r["gasUsed"]) for r in receipts)
         return MintOutcome(moment=moment, tx_hashes=hashes, gas_used=gas, batched=batched)
 
-    def _token_id_from(self, receipt: Any, contract: Any, uri: str) -> int:
+    def _token_id_from(self, receipt: Any, contract: Any, uri: str, sender: str | None = None) -> int:
         ids = [
             int(ev["args"]["tokenId"])
             for ev in contract.events.SetupNewToken().process_receipt(receipt, errors=DISCARD)
             if ev["address"] == contract.address
-            and ev["args"]["sender"] == self.signer.address
+            and ev["args"]["sender"] == (sender or self.signer.address)
             and ev["args"]["newURI"] == uri
         ]
         if len(ids) != 1:
@@ -460,8 +632,21 @@ class ZoraMinter(MomentMinter):
             pending = int(self.w3.eth.get_transaction_count(self.signer.address, "pending"))
         return max(pending, _NEXT_NONCE.get(self._key, 0))
 
-    def _transact(self, to: str, data: str, label: str) -> Any:
-        """Sign, send and await one transaction (caller holds the signer lock)."""
+    def _send(self, to: str, data: str, label: str, before_send: Callable[[SignedTx], None] | None) -> Any:
+        """:meth:`_transact`, journalled when ``before_send`` is given (an unjournalled call keeps
+        the three-argument form that the anvil race test wraps)."""
+        if before_send is None:
+            return self._transact(to, data, label)
+        return self._transact(to, data, label, before_send=before_send)
+
+    def _transact(
+        self, to: str, data: str, label: str, *, before_send: Callable[[SignedTx], None] | None = None
+    ) -> Any:
+        """Sign, send and await one transaction (caller holds the signer lock).
+
+        ``before_send`` gets each signed transaction before it is sent (a
+        journal; a new signature, e.g. after a refused nonce, is handed over again).
+        """
         self._check_chain()
         fees = self._fees()
         call = {"from": self.signer.address, "to": to, "data": data, "value": 0}
@@ -482,6 +667,8 @@ class ZoraMinter(MomentMinter):
             tx = {**call, "chainId": self.chain_id, "nonce": nonce, "gas": gas, "type": 2, **fees}
             tx.pop("from")
             signed = self.signer.sign_transaction(tx)
+            if before_send is not None:
+                before_send(SignedTx(_hex(signed.hash), _hex(signed.raw_transaction), nonce))
             try:
                 tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
             except (Web3Exception, ValueError) as exc:
@@ -498,7 +685,11 @@ class ZoraMinter(MomentMinter):
             _NEXT_NONCE[self._key] = nonce + 1
             break
         assert tx_hash is not None
+        return self._await(tx_hash, label)
 
+    def _await(self, tx_hash: Any, label: str, *, check_status: bool = True) -> Any:
+        """The receipt of a sent transaction (MintError ``timeout``, ``rpc_error``, or ``reverted``
+        unless ``check_status`` is False)."""
         try:
             receipt = self.w3.eth.wait_for_transaction_receipt(
                 tx_hash, timeout=self.receipt_timeout_s, poll_latency=self.poll_latency_s
@@ -512,9 +703,54 @@ class ZoraMinter(MomentMinter):
             ) from None
         except (Web3Exception, OSError) as exc:
             raise MintError(f"{label}: waiting for the receipt failed: {exc}", reason="rpc_error") from None
-        if receipt["status"] != 1:
+        if check_status and receipt["status"] != 1:
             raise MintError(f"{label} reverted", reason="reverted", tx_hash=_hex(tx_hash))
         return receipt
+
+    def _receipt(self, tx_hash: str) -> Any:
+        """The receipt of a mined transaction, or None while it is pending or unknown."""
+        with self._rpc("get_transaction_receipt"):
+            try:
+                return self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+            except TransactionNotFound:
+                return None
+
+    def _nonce_used(self, sender: str, nonce: int) -> bool:
+        with self._rpc("get_transaction_count"):
+            return int(self.w3.eth.get_transaction_count(sender, "latest")) > nonce  # type: ignore[arg-type]
+
+    def _settle(self, tx_hash: str, raw: str, nonce: int, sender: str, label: str) -> Any:
+        """The receipt of a journalled transaction, sending it again when it is not mined yet.
+
+        None when it was never mined and cannot be any more (its nonce was taken
+        by another transaction). A reverted receipt is returned as it is (the
+        caller decides). MintError when the node refuses it while its nonce is
+        unused (it may still be mined: the journal must keep it).
+        """
+        receipt = self._receipt(tx_hash)
+        if receipt is not None:
+            return receipt
+        if self._nonce_used(sender, nonce):
+            return self._receipt(tx_hash)  # mined in between, else replaced: None
+        try:
+            self.w3.eth.send_raw_transaction(raw)
+            log.info("sent pending %s %s again", label, tx_hash)
+        except Exception as exc:  # whatever the node (or eth-tester) raises, the chain state decides
+            receipt = self._receipt(tx_hash)
+            if receipt is not None:
+                return receipt
+            if self._nonce_used(sender, nonce):
+                return None
+            if not any(marker in str(exc).lower() for marker in _KNOWN_TX_ERRORS):
+                _NEXT_NONCE.pop(self._key, None)  # the next transaction of this signer re-reads its nonce
+                raise MintError(
+                    f"{label}: the node refused the pending transaction when it was sent again: {exc}",
+                    reason="rpc_error",
+                    tx_hash=tx_hash,
+                ) from None
+        if sender == self.signer.address:
+            _NEXT_NONCE[self._key] = max(_NEXT_NONCE.get(self._key, 0), nonce + 1)
+        return self._await(tx_hash, label, check_status=False)
 
     # ---------------------------------------------------------------- helpers
 

@@ -19,6 +19,10 @@ class LocalRuntime:
     account: dict[str, str]
     started_in_s: float
 
+    def inject_crash(self, function: str, *, after: bool, times: int = 1, skip: int = 0) -> None:
+        """See :meth:`LocalStack.inject_crash`."""
+        self.stack.inject_crash(function, after=after, times=times, skip=skip)
+
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()

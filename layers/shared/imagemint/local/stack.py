@@ -94,7 +94,7 @@ class LocalStack:
         from imagemint.providers import reset_providers
         from imagemint.settings import reset_settings
 
-        motoext.clear_functions()
+        motoext.clear_functions()  # and any injected crashes
         if self._moto is not None:
             req = urllib.request.Request(f"{self.aws_endpoint}/moto-api/reset", method="POST")  # noqa: S310
             urllib.request.urlopen(req, timeout=10).read()  # noqa: S310 - our own 127.0.0.1 moto server
@@ -121,6 +121,37 @@ class LocalStack:
             auth.clear_secret_cache,
         ):
             reset()
+
+    # ---- faults ----
+    def function_name(self, function: str) -> str:
+        """The deployed name of a template function, given its logical id (``MintStepFunction``) or name."""
+        if function in self.functions:
+            return self.functions[function].name
+        for fn in self.functions.values():
+            if fn.name == function:
+                return fn.name
+        raise KeyError(f"No function {function!r} in the template (logical ids: {sorted(self.functions)})")
+
+    def inject_crash(self, function: str, *, after: bool, times: int = 1, skip: int = 0) -> None:
+        """Kill the next ``times`` invocations of ``function`` (logical id or name) as Lambda would see it,
+        after letting ``skip`` invocations run normally.
+
+        ``after=False``: the runtime dies before the handler runs; ``after=True``:
+        the handler runs to the end (its side effects happen) and the runtime
+        dies before returning. The caller (Step Functions, Invoke) gets a
+        function error with ``errorType`` ``Runtime.ExitError``. Covers every
+        invocation that goes through Lambda (state machine tasks, Invoke, S3
+        events), not the HTTP front's direct calls of API functions. Cleared by
+        :meth:`stop` and :meth:`clear_crashes`.
+        """
+        motoext.inject_crash(self.function_name(function), after=after, times=times, skip=skip)
+
+    def crash_count(self, function: str) -> int:
+        """How many invocations of ``function`` were killed by :meth:`inject_crash`."""
+        return motoext.crash_count(self.function_name(function))
+
+    def clear_crashes(self) -> None:
+        motoext.clear_crashes()
 
     def client(self, service: str) -> Any:
         import boto3
