@@ -76,7 +76,7 @@ def receiver():
 
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory):
-    env = {"IMAGEMINT_WEBHOOK_ALLOW_LOOPBACK": "true"}
+    env = {"IMAGEMINT_WEBHOOK_ALLOW_LOOPBACK": "true", "IMAGEMINT_SWEEP_AFTER_S": "1"}
     rt = start(root=ROOT, state_dir=tmp_path_factory.mktemp("async"), port=0, extra_env=env)
     yield rt
     rt.stop()
@@ -248,3 +248,51 @@ def test_jobs_of_other_accounts_cannot_be_resumed_or_read(runtime):
     job_id = b["imageUrl"].split("/api/files/")[1].split("/")[0]
     status, _, body = call(runtime, "POST", f"/api/jobs/{job_id}/resume")
     assert status == 409 and "only a PARTIAL job" in body["error"]
+
+
+def test_the_sweeper_closes_jobs_whose_execution_died(runtime):
+    """The real SweeperFunction, invoked through Lambda (moto), reading the sparse open-jobs index."""
+    from imagemint import steps
+    from imagemint.adapters.aws import client
+    from imagemint.deps import get_deps
+    from imagemint.models import GenerationRequest, Job, new_job_id
+
+    deps = get_deps()
+    acct = runtime.account["account_id"]
+    request = GenerationRequest(
+        prompt="orphan", model="gpt-image-1", dialect="openai", account_id=acct, archive=True
+    )
+    ids = []
+    for generated in (True, False):
+        job = Job(
+            job_id=new_job_id(),
+            account_id=acct,
+            dialect="openai",
+            model="gpt-image-1",
+            request=request.model_dump(),
+        )
+        deps.jobs.create(job)
+        if generated:  # the execution died after Generate
+            steps.generate(deps, job.job_id, request)
+        ids.append(job.job_id)
+    done = deps.jobs.update(ids[0], status="RUNNING")  # still open
+    assert done.status == "RUNNING"
+    time.sleep(1.2)  # IMAGEMINT_SWEEP_AFTER_S=1 in this module
+    lam = client("lambda", get_settings().region)
+    out = lam.invoke(
+        FunctionName=runtime.stack.function_name("SweeperFunction"),
+        Payload=json.dumps({"source": "aws.scheduler", "detail-type": "Scheduled Event", "detail": {}}),
+    )
+    closed = json.loads(out["Payload"].read())
+    assert ids[0] in closed["PARTIAL"] and ids[1] in closed["FAILED"], closed
+    status, _, job = call(runtime, "GET", f"/api/jobs/{ids[0]}")
+    assert job["status"] == "PARTIAL" and job["resume_from"] == "archive" and job["result"]["image_urls"]
+    status, _, job = call(runtime, "GET", f"/api/jobs/{ids[1]}")
+    assert job["status"] == "FAILED"
+    # closed jobs left the index: a second sweep finds neither
+    again = json.loads(
+        lam.invoke(FunctionName=runtime.stack.function_name("SweeperFunction"), Payload=b"{}")[
+            "Payload"
+        ].read()
+    )
+    assert ids[0] not in again["PARTIAL"] and ids[1] not in again["FAILED"]
