@@ -414,3 +414,58 @@ def _abi() -> list[dict[str, Any]]:
     from imagemint.chain.zora import CREATOR_1155_ABI
 
     return CREATOR_1155_ABI
+
+
+# ----------------------------------------------------------------------------- resume after the kills
+
+
+def resume_and_wait(rt: LocalRuntime, job_id: str, timeout: float = 60.0) -> Any:
+    from imagemint.deps import get_deps
+
+    req = urllib.request.Request(
+        f"{rt.base_url}/api/jobs/{job_id}/resume",
+        method="POST",
+        headers={"Authorization": f"Bearer {rt.account['api_key']}"},
+    )
+    with urllib.request.urlopen(req, timeout=60) as resp:  # our own 127.0.0.1 runtime
+        assert resp.status == 202
+    deadline = time.monotonic() + timeout
+    while True:
+        job = get_deps().jobs.get(job_id)
+        if job.status in ("SUCCEEDED", "PARTIAL", "FAILED") or time.monotonic() > deadline:
+            return job
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("after", [True, False], ids=["killed-after", "killed-before"])
+def test_a_job_whose_mint_died_every_time_is_resumed_to_one_token(rt: LocalRuntime, after: bool) -> None:
+    prompt = f"resume mint {after}"
+    rt.inject_crash(MINT, after=after, times=10)
+    _, job, _ = generate(rt, prompt)
+    assert job.status == "PARTIAL" and job.resume_from == "mint"
+    rt.stack.clear_crashes()
+    rt.inject_crash("GenerateStepFunction", after=False, times=1)  # a resume that generated would die here
+    done = resume_and_wait(rt, job.job_id)
+    assert rt.stack.crash_count("GenerateStepFunction") == 0  # nothing generated again
+    assert done.status == "SUCCEEDED" and done.resume_from is None, done
+    assert done.result["images"] == job.result["images"] and done.result["archive"] == job.result["archive"]
+    metadata = [i for i in archived_items(rt, job.job_id) if "Image-Index" not in i]
+    assert len(metadata) == 1
+    (token,) = tokens_with_uri(f"ar://{metadata[0]['id']}")
+    assert done.result["moment"]["tokenId"] == str(token[1])
+
+
+def test_a_job_whose_archive_died_every_time_is_resumed_without_a_second_item(rt: LocalRuntime) -> None:
+    rt.inject_crash(ARCHIVE, after=True, times=10)
+    _, job, _ = generate(rt, "resume archive")
+    assert job.status == "PARTIAL" and job.resume_from == "archive"
+    rt.stack.clear_crashes()
+    rt.inject_crash("GenerateStepFunction", after=False, times=1)
+    done = resume_and_wait(rt, job.job_id)
+    assert rt.stack.crash_count("GenerateStepFunction") == 0
+    assert done.status == "SUCCEEDED", done
+    items = archived_items(rt, job.job_id)
+    assert sorted(i.get("Image-Index", "metadata") for i in items) == ["0", "metadata"]  # the same image item
+    assert done.result["archive"][0]["id"] == job.archive_0
+    (token,) = tokens_with_uri(done.result["metadata_archive"]["uri"])
+    assert done.result["moment"]["tokenId"] == str(token[1])
