@@ -503,6 +503,23 @@ def _abort(conn: object) -> None:
             pass
 
 
+def _connect(
+    open_connection: Opener, target: _Target, address: str, deadline: float, name: str
+) -> tuple[Connection, threading.Timer]:
+    """A connection to the checked address, and the watchdog that cuts it at the deadline (started)."""
+    conn = open_connection(
+        scheme=target.scheme,
+        address=address,
+        port=target.port,
+        host=target.ascii_host,
+        timeout=_remaining(deadline, name),
+    )
+    watchdog = threading.Timer(_remaining(deadline, name), _abort, args=(conn,))
+    watchdog.daemon = True
+    watchdog.start()
+    return conn, watchdog
+
+
 def fetch_image(
     url: str,
     *,
@@ -528,16 +545,7 @@ def fetch_image(
     for hop in range(MAX_REDIRECTS + 1):
         target = _Target(current, name)
         address = _pick_address(target, resolve, name, allow_loopback)
-        conn = open_connection(
-            scheme=target.scheme,
-            address=address,
-            port=target.port,
-            host=target.ascii_host,
-            timeout=_remaining(deadline, name),
-        )
-        watchdog = threading.Timer(_remaining(deadline, name), _abort, args=(conn,))
-        watchdog.daemon = True
-        watchdog.start()
+        conn, watchdog = _connect(open_connection, target, address, deadline, name)
         try:
             headers = {
                 "Host": target.host_header,
@@ -650,16 +658,7 @@ def post(
     target = _Target(url.strip(), name)
     deadline = time.monotonic() + timeout
     address = _pick_address(target, resolver or default_resolver, name, allow_loopback)
-    conn = (opener or PinnedOpener())(
-        scheme=target.scheme,
-        address=address,
-        port=target.port,
-        host=target.ascii_host,
-        timeout=_remaining(deadline, name),
-    )
-    watchdog = threading.Timer(_remaining(deadline, name), _abort, args=(conn,))
-    watchdog.daemon = True
-    watchdog.start()
+    conn, watchdog = _connect(opener or PinnedOpener(), target, address, deadline, name)
     try:
         sent = {
             "Host": target.host_header,
