@@ -51,15 +51,11 @@ RESULT_FIELDS = (
 )
 
 
-def job_url(base_url: str, job_id: str) -> str:
-    return f"{base_url}/api/jobs/{job_id}"
-
-
 def public_view(job: Job, base_url: str) -> dict[str, Any]:
     """What the owner sees of a job (here and in webhook events)."""
     data = job.model_dump()
     body = {k: data.get(k) for k in PUBLIC_FIELDS}
-    body["url"] = job_url(base_url, job.job_id)
+    body["url"] = service.job_url(base_url, job.job_id)
     result = data.get("result") or None
     if result:
         body["result"] = {k: result.get(k) for k in RESULT_FIELDS}
@@ -94,7 +90,7 @@ def handle_resume(event: dict[str, Any], deps: Deps) -> Any:
         if job.status != "PARTIAL" or not job.resume_from:
             raise Conflict(f"Job is {job.status}; only a PARTIAL job can be resumed")
         job = service.resume(deps, job)
-        url = job_url(req.base_url, job.job_id)
+        url = service.job_url(req.base_url, job.job_id)
         return response(202, public_view(job, req.base_url), {"Location": url})
 
     return run()

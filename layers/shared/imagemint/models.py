@@ -115,6 +115,7 @@ class GenerationResult(_Model):
 
 
 JobStatus = Literal["ACCEPTED", "RUNNING", "SUCCEEDED", "PARTIAL", "FAILED"]
+OPEN_STATUSES: tuple[JobStatus, ...] = ("ACCEPTED", "RUNNING")  # not finished: what the sweeper looks at
 
 
 class Job(_Model):

@@ -185,6 +185,11 @@ def file_url(base_url: str, image: StoredImage) -> str:
     return f"{base_url}/api/files/{image.key.removeprefix('images/')}"
 
 
+def job_url(base_url: str, job_id: str) -> str:
+    """Where the owner follows a job (``GET``), as async answers, job views and webhooks name it."""
+    return f"{base_url}/api/jobs/{job_id}"
+
+
 def signed_url(deps: Deps, image: StoredImage) -> str:
     return deps.images.url(image.key, deps.settings.url_ttl_s)
 

@@ -25,7 +25,7 @@ from imagemint.errors import (
     NotFound,
     RateLimited,
 )
-from imagemint.models import Account, ApiKeyRecord, GenerationRequest, Job, LedgerEntry, now
+from imagemint.models import OPEN_STATUSES, Account, ApiKeyRecord, GenerationRequest, Job, LedgerEntry, now
 
 _lock = threading.Lock()
 
@@ -100,7 +100,6 @@ class S3ImageStore:
 
 OPEN_JOBS_INDEX = "open-jobs"
 OPEN = "open"  # the value of ``open_shard`` while a job is ACCEPTED or RUNNING (a sparse index)
-_OPEN_STATUSES = ("ACCEPTED", "RUNNING")
 
 
 class DynamoJobStore:
@@ -120,7 +119,7 @@ class DynamoJobStore:
 
         ser = TypeSerializer()
         item = {k: ser.serialize(v) for k, v in _to_dynamo(job.model_dump(exclude_none=True)).items()}
-        if job.status in _OPEN_STATUSES:
+        if job.status in OPEN_STATUSES:
             item["open_shard"] = {"S": OPEN}
         self._ddb.put_item(
             TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(job_id)"
@@ -155,7 +154,7 @@ class DynamoJobStore:
             values[":empty"] = {"L": []}
             expr += ", #tr = list_append(if_not_exists(#tr, :empty), :tr)"
             names["#open"] = "open_shard"
-            if fields["status"] in _OPEN_STATUSES:
+            if fields["status"] in OPEN_STATUSES:
                 values[":open"] = {"S": OPEN}
                 expr += ", #open = :open"
             else:

@@ -8,7 +8,7 @@ from typing import Any
 
 from imagemint.credits import insufficient
 from imagemint.errors import Conflict, InsufficientCredits, NotFound
-from imagemint.models import Account, ApiKeyRecord, Job, LedgerEntry, now
+from imagemint.models import OPEN_STATUSES, Account, ApiKeyRecord, Job, LedgerEntry, now
 
 
 class MemoryImageStore:
@@ -72,7 +72,7 @@ class MemoryJobStore:
             found = [
                 j.model_copy(deep=True)
                 for j in self.jobs.values()
-                if j.status in ("ACCEPTED", "RUNNING") and j.updated_at < updated_before
+                if j.status in OPEN_STATUSES and j.updated_at < updated_before
             ]
         return sorted(found, key=lambda j: j.updated_at)[:limit]
 

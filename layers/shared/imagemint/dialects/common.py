@@ -193,7 +193,9 @@ def wants_async(req: HttpRequest) -> bool:
 
 def accepted_response(job: Any, base_url: str) -> Any:
     """202 for ``Prefer: respond-async``: where to follow the job (GET the URL, or wait for the webhook)."""
-    url = f"{base_url}/api/jobs/{job.job_id}"
+    from imagemint.service import job_url
+
+    url = job_url(base_url, job.job_id)
     return response(
         202,
         {"job_id": job.job_id, "status": job.status, "url": url},
