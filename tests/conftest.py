@@ -8,13 +8,22 @@ from typing import Any
 import pytest
 
 from events import http_event
-from imagemint import auth
-from imagemint.adapters.inline import InlinePipeline
-from imagemint.adapters.memory import MemoryAccountStore, MemoryImageStore, MemoryJobStore
-from imagemint.deps import Deps, reset_deps, set_deps
-from imagemint.models import Account
-from imagemint.providers import reset_providers
+from imagemint import wiring
+from imagemint.domain import auth
+from imagemint.domain.models import Account
 from imagemint.settings import Settings
+from imagemint.testing.inline import InlinePipeline
+from imagemint.testing.memory import MemoryAccountStore, MemoryImageStore, MemoryJobStore
+from imagemint.wiring import Deps, set_deps
+from imagemint_dev import embedded
+
+
+@pytest.fixture(autouse=True)
+def embedded_modes() -> Iterator[None]:
+    """Each test starts with the embedded archive and chain builders installed and ends with nothing built."""
+    embedded.install()
+    yield
+    wiring.reset()
 
 
 @pytest.fixture
@@ -40,8 +49,7 @@ def deps(settings: Settings) -> Iterator[Deps]:
     built.pipeline = InlinePipeline(built)
     set_deps(built)
     yield built
-    reset_deps()
-    reset_providers()
+    wiring.reset()
 
 
 @pytest.fixture

@@ -2,9 +2,9 @@
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
-from imagemint import files
-from imagemint.deps import get_deps
+from imagemint.api import files
 from imagemint.observability import logger
+from imagemint.wiring import get_deps
 
 app = APIGatewayHttpResolver()
 

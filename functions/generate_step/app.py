@@ -1,9 +1,9 @@
 """State machine task: generate the images of a job and keep them in the bucket."""
 
-from imagemint import steps
-from imagemint.deps import get_deps
-from imagemint.models import GenerationRequest
+from imagemint.domain import steps
+from imagemint.domain.models import GenerationRequest
 from imagemint.observability import logger
+from imagemint.wiring import get_deps
 
 
 @logger.inject_lambda_context(clear_state=True)

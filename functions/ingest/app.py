@@ -1,8 +1,8 @@
 """S3 trigger: objects under ingest/ are archived and minted (images) or generated (.json requests)."""
 
-from imagemint import ingest
-from imagemint.deps import get_deps
+from imagemint.domain import ingest
 from imagemint.observability import logger
+from imagemint.wiring import get_deps
 
 
 @logger.inject_lambda_context(clear_state=True)

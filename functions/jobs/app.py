@@ -2,9 +2,9 @@
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
-from imagemint import jobs
-from imagemint.deps import get_deps
+from imagemint.api import jobs
 from imagemint.observability import logger
+from imagemint.wiring import get_deps
 
 app = APIGatewayHttpResolver()
 

@@ -1,8 +1,8 @@
 """State machine task: mint the job's moment (Zora 1155) from its archived metadata."""
 
-from imagemint import provenance, steps
-from imagemint.deps import get_deps
+from imagemint.domain import provenance, steps
 from imagemint.observability import logger
+from imagemint.wiring import get_deps
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -1,8 +1,8 @@
 """State machine task: deliver the job's outcome to its webhook_url (signed; retried by the state machine)."""
 
-from imagemint import steps, webhooks
-from imagemint.deps import get_deps
+from imagemint.domain import steps, webhooks
 from imagemint.observability import logger
+from imagemint.wiring import get_deps
 
 
 @logger.inject_lambda_context(clear_state=True)

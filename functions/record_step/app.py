@@ -1,8 +1,8 @@
 """State machine task: record a job's outcome (success with what provenance produced, or a failure)."""
 
-from imagemint import steps
-from imagemint.deps import get_deps
+from imagemint.domain import steps
 from imagemint.observability import logger
+from imagemint.wiring import get_deps
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -1,8 +1,8 @@
-"""Scheduled (every 5 minutes): close jobs whose state machine execution died (imagemint.sweeper)."""
+"""Scheduled (every 5 minutes): close jobs whose state machine execution died (imagemint.domain.sweeper)."""
 
-from imagemint import sweeper
-from imagemint.deps import get_deps
+from imagemint.domain import sweeper
 from imagemint.observability import logger
+from imagemint.wiring import get_deps
 
 
 @logger.inject_lambda_context(clear_state=True)

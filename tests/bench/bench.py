@@ -60,7 +60,7 @@ def pct(values: list[float], p: float) -> float:
 
 
 def latency(n: int) -> tuple[float, list[tuple[str, float, float]]]:
-    from imagemint.local.runtime import start
+    from imagemint_dev.local.runtime import start
 
     # A benchmark is not a client to rate-limit.
     limits = {"IMAGEMINT_RATE_LIMIT_RPM": "1000000", "IMAGEMINT_RATE_LIMIT_CONCURRENCY": "64"}

@@ -23,13 +23,12 @@ from typing import Any
 import boto3
 import pytest
 
-from imagemint import auth
-from imagemint.deps import Deps, get_deps
+from imagemint.domain import auth
+from imagemint.domain.models import Account, now
+from imagemint.domain.ports import ProviderCall, ProviderImage, ProviderResult
 from imagemint.errors import ProviderError
-from imagemint.local.runtime import LocalRuntime, start
-from imagemint.models import Account, now
-from imagemint.ports import ProviderCall, ProviderImage, ProviderResult
-from imagemint.providers import register_provider
+from imagemint.wiring import Deps, get_deps, register_provider
+from imagemint_dev.local.runtime import LocalRuntime, start
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from arweave_fixtures import arlocal, http_get, mine, mint  # noqa: F401  (arlocal is a fixture)
 
-from imagemint.arweave.gateway_store import GatewayArchiveStore, _Response
-from imagemint.arweave.store import ArchiveError, ar_uri
-from imagemint.arweave.tx import TX_ID_RE
-from imagemint.arweave.wallet import b64url_decode, b64url_encode, generate_wallet, wallet_address
+from imagemint.adapters.arweave.gateway_store import GatewayArchiveStore, _Response
+from imagemint.adapters.arweave.store import ArchiveError, ar_uri
+from imagemint.adapters.arweave.tx import TX_ID_RE
+from imagemint.adapters.arweave.wallet import b64url_decode, b64url_encode, generate_wallet, wallet_address
 from imagemint.errors import NotFound
 
 pytestmark = pytest.mark.integration

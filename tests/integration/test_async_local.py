@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from imagemint import webhooks
-from imagemint.local.runtime import start
+from imagemint.domain import webhooks
 from imagemint.settings import get_settings
+from imagemint_dev.local.runtime import start
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -252,10 +252,10 @@ def test_jobs_of_other_accounts_cannot_be_resumed_or_read(runtime):
 
 def test_the_sweeper_closes_jobs_whose_execution_died(runtime):
     """The real SweeperFunction, invoked through Lambda (moto), reading the sparse open-jobs index."""
-    from imagemint import steps
     from imagemint.adapters.aws import client
-    from imagemint.deps import get_deps
-    from imagemint.models import GenerationRequest, Job, new_job_id
+    from imagemint.domain import steps
+    from imagemint.domain.models import GenerationRequest, Job, new_job_id
+    from imagemint.wiring import get_deps
 
     deps = get_deps()
     acct = runtime.account["account_id"]

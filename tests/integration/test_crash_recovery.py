@@ -29,7 +29,7 @@ from arweave_fixtures import arlocal, http_get, mine  # noqa: F401  (arlocal is 
 from arweave_fixtures import mint as fund_arweave
 from chain_fixtures import AnvilNode, anvil  # noqa: F401  (anvil is a fixture)
 
-from imagemint.local.runtime import LocalRuntime, start
+from imagemint_dev.local.runtime import LocalRuntime, start
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,7 +66,7 @@ def generate(rt: LocalRuntime, prompt: str) -> tuple[dict[str, Any], Any, float]
 
 
 def job_for(rt: LocalRuntime, prompt: str) -> Any:
-    from imagemint.deps import get_deps
+    from imagemint.wiring import get_deps
 
     ddb = rt.stack.client("dynamodb")
     items = ddb.scan(TableName=rt.stack.env["IMAGEMINT_JOBS_TABLE"])["Items"]
@@ -97,8 +97,8 @@ def _b64(text: str) -> str:
 
 def tokens_with_uri(uri: str) -> list[tuple[str, int]]:
     """(contract, token id) of every SetupNewToken event on the embedded chain whose URI is ``uri``."""
-    from imagemint.chain.local_chain import default_local_chain
-    from imagemint.chain.zora import CREATOR_1155_ABI
+    from imagemint.adapters.chain.zora import CREATOR_1155_ABI
+    from imagemint_dev.embedded.chain import default_local_chain
 
     w3, _, _ = default_local_chain().start()
     event = w3.eth.contract(abi=CREATOR_1155_ABI).events.SetupNewToken()
@@ -113,8 +113,8 @@ def tokens_with_uri(uri: str) -> list[tuple[str, int]]:
 
 
 def next_token_id(contract: str) -> int:
-    from imagemint.chain.local_chain import default_local_chain
-    from imagemint.chain.zora import CREATOR_1155_ABI
+    from imagemint.adapters.chain.zora import CREATOR_1155_ABI
+    from imagemint_dev.embedded.chain import default_local_chain
 
     w3, _, _ = default_local_chain().start()
     return int(w3.eth.contract(address=contract, abi=CREATOR_1155_ABI).functions.nextTokenId().call())
@@ -242,9 +242,9 @@ class Journal:
 
 
 def test_journalled_tx_posted_again_to_arlocal_is_one_item(arlocal: str) -> None:  # noqa: F811
-    from imagemint.arweave.gateway_store import GatewayArchiveStore
-    from imagemint.arweave.store import archive_once
-    from imagemint.arweave.wallet import generate_wallet, wallet_address
+    from imagemint.adapters.arweave.gateway_store import GatewayArchiveStore
+    from imagemint.adapters.arweave.store import archive_once
+    from imagemint.adapters.arweave.wallet import generate_wallet, wallet_address
 
     jwk = generate_wallet()
     fund_arweave(arlocal, wallet_address(jwk), 10**14)
@@ -274,9 +274,9 @@ def test_journalled_tx_posted_again_to_arlocal_is_one_item(arlocal: str) -> None
 
 
 def test_journalled_tx_signed_but_never_posted_is_posted_on_the_rerun(arlocal: str) -> None:  # noqa: F811
-    from imagemint.arweave.gateway_store import GatewayArchiveStore
-    from imagemint.arweave.store import archive_once
-    from imagemint.arweave.wallet import generate_wallet, wallet_address
+    from imagemint.adapters.arweave.gateway_store import GatewayArchiveStore
+    from imagemint.adapters.arweave.store import archive_once
+    from imagemint.adapters.arweave.wallet import generate_wallet, wallet_address
 
     jwk = generate_wallet()
     fund_arweave(arlocal, wallet_address(jwk), 10**14)
@@ -295,7 +295,7 @@ def zora_on_anvil(anvil: AnvilNode):  # noqa: F811
     from eth_account import Account
     from web3 import Web3
 
-    from imagemint.chain.deploy import timed_deploy
+    from imagemint_dev.embedded.zora_deploy import timed_deploy
 
     w3 = Web3(Web3.HTTPProvider(anvil.rpc_url, request_kwargs={"timeout": 10}))
     addresses, _ = timed_deploy(w3, Account.from_key(anvil.private_key))
@@ -305,7 +305,7 @@ def zora_on_anvil(anvil: AnvilNode):  # noqa: F811
 
 
 def anvil_minter(zora_on_anvil: Any, **overrides: Any) -> Any:
-    from imagemint.chain.zora import ZoraMinter
+    from imagemint.adapters.chain.zora import ZoraMinter
 
     w3, addresses, signer = zora_on_anvil
     options = {
@@ -323,7 +323,7 @@ def anvil_minter(zora_on_anvil: Any, **overrides: Any) -> Any:
 
 
 def test_mint_killed_while_waiting_for_its_receipt_is_settled_on_anvil(zora_on_anvil: Any) -> None:
-    from imagemint.chain.port import MintError
+    from imagemint.errors import MintError
 
     w3 = zora_on_anvil[0]
     minter = anvil_minter(zora_on_anvil)
@@ -389,7 +389,7 @@ def test_mint_journal_whose_nonce_was_taken_mints_afresh_once(zora_on_anvil: Any
 def test_a_journalled_mint_the_node_refuses_stays_pending_until_it_is_settled(zora_on_anvil: Any) -> None:
     from eth_account import Account
 
-    from imagemint.chain.port import MintError
+    from imagemint.errors import MintError
 
     w3 = zora_on_anvil[0]
     signer = Account.create()
@@ -411,7 +411,7 @@ def test_a_journalled_mint_the_node_refuses_stays_pending_until_it_is_settled(zo
 
 
 def _abi() -> list[dict[str, Any]]:
-    from imagemint.chain.zora import CREATOR_1155_ABI
+    from imagemint.adapters.chain.zora import CREATOR_1155_ABI
 
     return CREATOR_1155_ABI
 
@@ -420,7 +420,7 @@ def _abi() -> list[dict[str, Any]]:
 
 
 def resume_and_wait(rt: LocalRuntime, job_id: str, timeout: float = 60.0) -> Any:
-    from imagemint.deps import get_deps
+    from imagemint.wiring import get_deps
 
     req = urllib.request.Request(
         f"{rt.base_url}/api/jobs/{job_id}/resume",

@@ -17,6 +17,16 @@ import pytest
 from stubs import make_image
 from stubs.fal_stub import FalStub
 
+from imagemint.adapters.net.fetch import image_dimensions
+from imagemint.adapters.providers import fal_provider as fal_module
+from imagemint.adapters.providers.fal_provider import (
+    FalProvider,
+    HttpDownloader,
+    build_arguments,
+    result_downloader,
+    set_queue_url,
+)
+from imagemint.domain.ports import InputImage, ProviderCall
 from imagemint.errors import (
     InternalError,
     InvalidRequest,
@@ -24,16 +34,6 @@ from imagemint.errors import (
     ProviderError,
     ProviderTimeout,
     RateLimited,
-)
-from imagemint.fetch import image_dimensions
-from imagemint.ports import InputImage, ProviderCall
-from imagemint.providers import fal_provider as fal_module
-from imagemint.providers.fal_provider import (
-    FalProvider,
-    HttpDownloader,
-    build_arguments,
-    result_downloader,
-    set_queue_url,
 )
 from imagemint.settings import Settings
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from imagemint.local.runtime import start
+from imagemint_dev.local.runtime import start
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ import threading
 import boto3
 import pytest
 
-from imagemint.local import motoext
+from imagemint_dev.local import motoext
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ THREADS = 3
 def ddb():
     from moto.server import ThreadedMotoServer
 
-    from imagemint.local.stack import free_port
+    from imagemint_dev.local.stack import free_port
 
     motoext.install()
     port = free_port()

@@ -17,6 +17,8 @@ import pytest
 from stubs import make_image
 from stubs.openai_stub import OpenAIStub
 
+from imagemint.adapters.providers.openai_provider import OpenAIProvider
+from imagemint.domain.ports import InputImage, ProviderCall
 from imagemint.errors import (
     InternalError,
     InvalidRequest,
@@ -25,8 +27,6 @@ from imagemint.errors import (
     ProviderTimeout,
     RateLimited,
 )
-from imagemint.ports import InputImage, ProviderCall
-from imagemint.providers.openai_provider import OpenAIProvider
 from imagemint.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -441,7 +441,7 @@ def test_stub_answers_are_real_images_of_the_requested_size(
         model="gpt-image-1", prompt="x", size="1024x1536", output_format="png"
     )
     raw = base64.b64decode(response.data[0].b64_json or "")
-    from imagemint.fetch import image_dimensions
+    from imagemint.adapters.net.fetch import image_dimensions
 
     assert image_dimensions(raw) == (1024, 1536)
     assert response.usage is not None and response.usage.output_tokens == 1056

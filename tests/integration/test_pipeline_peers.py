@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from arweave_fixtures import http_get, mine, mint
 
-from imagemint.local.runtime import start
+from imagemint_dev.local.runtime import start
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +24,7 @@ def peers_runtime(arlocal, anvil, tmp_path_factory):
     from eth_account import Account
     from web3 import Web3
 
-    from imagemint.chain.deploy import deploy_zora_stack
+    from imagemint_dev.embedded.zora_deploy import deploy_zora_stack
 
     w3 = Web3(Web3.HTTPProvider(anvil.rpc_url))
     deployer = Account.from_key(anvil.private_key)
@@ -41,7 +41,7 @@ def peers_runtime(arlocal, anvil, tmp_path_factory):
     }
     state = tmp_path_factory.mktemp("peers")
     rt = start(root=ROOT, state_dir=state, port=0, extra_env=env)
-    from imagemint.arweave.wallet import load_wallet, wallet_address
+    from imagemint.adapters.arweave.wallet import load_wallet, wallet_address
 
     mint(arlocal, wallet_address(load_wallet(str(state / "arweave-wallet.json"))), 10**15)
     yield rt, w3, arlocal
@@ -57,7 +57,7 @@ def legacy(rt, prompt):
 def test_legacy_pipeline_on_arlocal_and_anvil(peers_runtime):
     import base64
 
-    from imagemint.chain.zora import CREATOR_1155_ABI
+    from imagemint.adapters.chain.zora import CREATOR_1155_ABI
 
     rt, w3, arlocal = peers_runtime
     res = legacy(rt, "peers")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from imagemint.local.runtime import start
+from imagemint_dev.local.runtime import start
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,8 +55,8 @@ def test_legacy_archives_and_mints(runtime):
     assert moment["chainId"] == 8453 and moment["tokenId"] and moment["hash"].startswith("0x")
 
     # The token's on-chain URI is the archived metadata, which points at the image.
-    from imagemint.chain.local_chain import default_local_chain
-    from imagemint.chain.zora import CREATOR_1155_ABI
+    from imagemint.adapters.chain.zora import CREATOR_1155_ABI
+    from imagemint_dev.embedded.chain import default_local_chain
 
     w3, _, _ = default_local_chain().start()
     token = w3.eth.contract(address=moment["contractAddress"], abi=CREATOR_1155_ABI)
@@ -99,8 +99,8 @@ def test_job_record_for_its_owner_only(runtime):
     assert job["job_id"] == job_id and job["status"] in ("SUCCEEDED", "PARTIAL")
     assert [t["status"] for t in job["transitions"]][0] == "RUNNING"
     assert job["result"]["image_urls"]
-    from imagemint import auth
-    from imagemint.deps import get_deps
+    from imagemint.domain import auth
+    from imagemint.wiring import get_deps
 
     _, other_key = auth.create_account(get_deps().accounts, get_deps().settings, name="other")
     req = urllib.request.Request(f"{runtime.base_url}/api/jobs/{job_id}", headers={"x-api-key": other_key})

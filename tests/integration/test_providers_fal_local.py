@@ -31,7 +31,7 @@ import pytest
 from stubs import make_image
 from stubs.fal_stub import FalStub, QueuedRequest
 
-from imagemint.local.runtime import LocalRuntime, start
+from imagemint_dev.local.runtime import LocalRuntime, start
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

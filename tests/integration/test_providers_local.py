@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from imagemint.local.runtime import start
+from imagemint_dev.local.runtime import start
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,14 +10,15 @@ from chain_fixtures import AnvilNode, anvil  # noqa: F401  (fixture)
 from eth_account import Account
 from web3 import Web3
 
-from imagemint.chain.deploy import load_artifact, timed_deploy
-from imagemint.chain.port import MintError, Moment
-from imagemint.chain.zora import (
+from imagemint.adapters.chain.zora import (
     CREATOR_1155_ABI,
     FACTORY_ABI,
     PERMISSION_BIT_ADMIN,
     ZoraMinter,
 )
+from imagemint.domain.ports import Moment
+from imagemint.errors import MintError
+from imagemint_dev.embedded.zora_deploy import load_artifact, timed_deploy
 
 pytestmark = pytest.mark.integration
 
@@ -241,7 +242,7 @@ def test_gas_per_moment_batched_vs_separate(stack):
 
 
 def test_from_settings_builds_an_rpc_minter(stack, anvil):  # noqa: F811
-    from imagemint.chain.zora import from_settings
+    from imagemint.adapters.chain.zora import from_settings
     from imagemint.settings import Settings
 
     _w3, addresses, _deployer, signer = stack

@@ -2,7 +2,7 @@
 
 fal-client 1.0.3 posts submissions to ``fal_client.client.QUEUE_URL_FORMAT + app``
 and then follows the ``status_url`` / ``response_url`` / ``cancel_url`` the queue
-answered with; :func:`imagemint.providers.fal_provider.set_queue_url` points
+answered with; :func:`imagemint.adapters.providers.fal_provider.set_queue_url` points
 the format at this stub (the ``fal_stub`` fixture does it and restores it).
 
 Routes (names for :meth:`~stubs.StubServer.inject` and :meth:`~stubs.StubServer.on`):

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     import fal_client
     import openai
 
-    from imagemint.providers.fal_provider import FalProvider
-    from imagemint.providers.openai_provider import OpenAIProvider
+    from imagemint.adapters.providers.fal_provider import FalProvider
+    from imagemint.adapters.providers.openai_provider import OpenAIProvider
 
 __all__ = [
     "fal_fast_retries",
@@ -68,14 +68,14 @@ def openai_client(openai_stub: OpenAIStub) -> Iterator[openai.OpenAI]:
 
 @pytest.fixture
 def openai_provider(openai_client: openai.OpenAI) -> OpenAIProvider:
-    from imagemint.providers.openai_provider import OpenAIProvider
+    from imagemint.adapters.providers.openai_provider import OpenAIProvider
 
     return OpenAIProvider(openai_client)
 
 
 @pytest.fixture
 def fal_stub() -> Iterator[FalStub]:
-    from imagemint.providers.fal_provider import set_queue_url
+    from imagemint.adapters.providers.fal_provider import set_queue_url
 
     with FalStub() as stub:
         previous = set_queue_url(stub.base_url)
@@ -94,7 +94,7 @@ def fal_sync_client(fal_stub: FalStub) -> fal_client.SyncClient:
 
 @pytest.fixture
 def fal_provider(fal_sync_client: fal_client.SyncClient) -> Iterator[FalProvider]:
-    from imagemint.providers.fal_provider import FalProvider, HttpDownloader
+    from imagemint.adapters.providers.fal_provider import FalProvider, HttpDownloader
 
     downloader = HttpDownloader(allow_http=True, timeout=STUB_TIMEOUT_S, max_bytes=8 * 1024 * 1024)
     try:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from imagemint.local.template import Template
+from imagemint_dev.local.template import Template
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATION_APIS = (

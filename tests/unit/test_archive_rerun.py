@@ -11,14 +11,21 @@ from typing import Any
 
 import pytest
 
-from imagemint import provenance
-from imagemint.adapters.memory import MemoryImageStore
-from imagemint.arweave.local_store import LocalSignedStore
-from imagemint.arweave.store import ArchiveError, ArchiveRecord, ArchiveStore, archive_once, restore_signed
-from imagemint.arweave.tx import Transaction
-from imagemint.arweave.wallet import generate_wallet
-from imagemint.deps import Deps
-from imagemint.models import Job, StoredImage
+from imagemint import wiring
+from imagemint.adapters.arweave.store import (
+    ArchiveError,
+    ArchiveRecord,
+    ArchiveStore,
+    archive_once,
+    restore_signed,
+)
+from imagemint.adapters.arweave.tx import Transaction
+from imagemint.adapters.arweave.wallet import generate_wallet
+from imagemint.domain import provenance
+from imagemint.domain.models import Job, StoredImage
+from imagemint.testing.memory import MemoryImageStore
+from imagemint.wiring import Deps
+from imagemint_dev.embedded.arweave_store import LocalSignedStore
 
 PNG = b"\x89PNG\r\n\x1a\n" + os.urandom(300 * 1024)  # two chunks
 TAGS = [("Content-Type", "image/png"), ("Job-Id", "job-1")]
@@ -179,11 +186,11 @@ def prov_deps(deps: Deps, jwk: dict[str, str], tmp_path: Any) -> Iterator[Deps]:
     wallet = tmp_path / "wallet.json"
     wallet.write_text(json.dumps(jwk))
     deps.settings = deps.settings.model_copy(
-        update={"archive_mode": "local", "arweave_wallet_file": str(wallet)}
+        update={"archive_mode": "embedded", "arweave_wallet_file": str(wallet)}
     )
-    provenance.reset()
+    wiring.reset("archive_store", "minter")
     yield deps
-    provenance.reset()
+    wiring.reset("archive_store", "minter")
 
 
 def make_job(deps: Deps, job_id: str) -> StoredImage:

@@ -8,12 +8,12 @@ import os
 
 import pytest
 
-from imagemint.adapters.memory import MemoryImageStore
-from imagemint.arweave.local_store import LocalSignedStore
-from imagemint.arweave.store import ArchiveError, ArchiveRecord, ArchiveStore, ar_uri
-from imagemint.arweave.tx import Transaction, verify
-from imagemint.arweave.wallet import b64url_decode, b64url_encode, generate_wallet, wallet_address
+from imagemint.adapters.arweave.store import ArchiveError, ArchiveRecord, ArchiveStore, ar_uri
+from imagemint.adapters.arweave.tx import Transaction, verify
+from imagemint.adapters.arweave.wallet import b64url_decode, b64url_encode, generate_wallet, wallet_address
 from imagemint.errors import NotFound, from_dict
+from imagemint.testing.memory import MemoryImageStore
+from imagemint_dev.embedded.arweave_store import LocalSignedStore
 
 PNG = b"\x89PNG\r\n\x1a\n" + os.urandom(600 * 1024)  # three chunks
 GATEWAY = "https://arweave.net/"

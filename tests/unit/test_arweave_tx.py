@@ -1,4 +1,4 @@
-"""Arweave wallets and format-2 transactions (imagemint.arweave.wallet / .tx), offline.
+"""Arweave wallets and format-2 transactions (imagemint.adapters.arweave.wallet / .tx), offline.
 
 Known-answer values below were produced by arweave-js 1.15.7 (the copy ArLocal
 installs) from the same inputs: data_roots of ``shake_256(b"imagemint")``
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from imagemint.arweave import tx as arweave_tx
-from imagemint.arweave.tx import (
+from imagemint.adapters.arweave import tx as arweave_tx
+from imagemint.adapters.arweave.tx import (
     MAX_CHUNK_SIZE,
     Transaction,
     chunk_data,
@@ -32,7 +32,7 @@ from imagemint.arweave.tx import (
     verify,
     verify_chunk_payload,
 )
-from imagemint.arweave.wallet import (
+from imagemint.adapters.arweave.wallet import (
     WalletError,
     b64url_decode,
     b64url_encode,
@@ -108,7 +108,7 @@ def jwk() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def key(jwk: dict[str, str]) -> object:
-    from imagemint.arweave.wallet import private_key
+    from imagemint.adapters.arweave.wallet import private_key
 
     return private_key(jwk)  # validated once (~0.2 s)
 
@@ -236,7 +236,7 @@ def test_signature_is_rsa_pss_sha256_with_salt_32(signed: Transaction) -> None:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import padding
 
-    from imagemint.arweave.wallet import public_key
+    from imagemint.adapters.arweave.wallet import public_key
 
     pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
     public_key(signed.owner).verify(
@@ -407,7 +407,8 @@ def test_create_transaction_validates_numbers() -> None:
 
 def test_modules_import_without_heavy_dependencies() -> None:
     code = (
-        "import sys, imagemint.arweave.local_store, imagemint.arweave.gateway_store, imagemint.arweave.tx;"
+        "import sys, imagemint_dev.embedded.arweave_store, imagemint.adapters.arweave.gateway_store;"
+        "import imagemint.adapters.arweave.tx;"
         "print([m for m in ('cryptography', 'arweave', 'web3', 'openai', 'jose') if m in sys.modules])"
     )
     out = subprocess.run(
@@ -416,7 +417,7 @@ def test_modules_import_without_heavy_dependencies() -> None:
         text=True,
         check=True,
         cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT / "layers" / "shared"), "PATH": ""},
+        env={"PATH": ""},
     )
     assert out.stdout.strip() == "[]"
-    assert arweave_tx.__name__ == "imagemint.arweave.tx"
+    assert arweave_tx.__name__ == "imagemint.adapters.arweave.tx"

@@ -12,12 +12,11 @@ from typing import Any
 import pytest
 
 from events import LambdaContext, bearer, http_event, invoke, load_function, png
-from imagemint import auth, credits, steps
-from imagemint.deps import Deps
+from imagemint.domain import auth, credits, steps
+from imagemint.domain.models import Account, LedgerEntry
+from imagemint.domain.ports import ProviderCall, ProviderImage, ProviderResult
 from imagemint.errors import ProviderError
-from imagemint.models import Account, LedgerEntry
-from imagemint.ports import ProviderCall, ProviderImage, ProviderResult
-from imagemint.providers import register_provider
+from imagemint.wiring import Deps, register_provider
 
 GENERATIONS = ("openai_images", "/v1/images/generations")
 CONTENT = ("content_image", "/api/content/image")

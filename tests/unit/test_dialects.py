@@ -36,9 +36,9 @@ from events import (
     png,
     rebuild,
 )
-from imagemint import auth
-from imagemint.deps import Deps
-from imagemint.models import Account, Job
+from imagemint.domain import auth
+from imagemint.domain.models import Account, Job
+from imagemint.wiring import Deps
 
 TEMPLATE_IDS = {
     "artist-caption-bedroom",

@@ -14,11 +14,17 @@ import fal_client.client
 import httpx
 import pytest
 
+from imagemint import wiring
+from imagemint.adapters.providers.fal_provider import (
+    FalProvider,
+    HttpDownloader,
+    result_downloader,
+    set_queue_url,
+)
+from imagemint.domain.registry import MODELS
 from imagemint.errors import ProviderError
-from imagemint.providers import provider_for, reset_providers
-from imagemint.providers.fal_provider import FalProvider, HttpDownloader, result_downloader, set_queue_url
-from imagemint.registry import MODELS
 from imagemint.settings import Settings
+from imagemint.wiring import provider_for
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
 
@@ -32,7 +38,7 @@ def fal_queue() -> Iterator[str]:
     """fal's own queue URL format; whatever a test points fal-client at is undone afterwards."""
     previous = set_queue_url(None)
     yield fal_client.client.QUEUE_URL_FORMAT
-    reset_providers()
+    wiring.reset()
     set_queue_url(previous)
 
 
@@ -131,5 +137,5 @@ def test_reset_providers_returns_fal_client_to_fals_own_queue(fal_queue: str):
     provider, warnings = provider_for(MODELS["fal-ai/flux/schnell"], settings)
     assert isinstance(provider, FalProvider) and warnings == []
     assert fal_client.client.QUEUE_URL_FORMAT == "http://127.0.0.1:18080/"
-    reset_providers()
+    wiring.reset()
     assert fal_client.client.QUEUE_URL_FORMAT == fal_queue

@@ -1,4 +1,4 @@
-"""imagemint.fetch: SSRF guard, limits and type checks of the reference-image fetcher.
+"""imagemint.adapters.net.fetch: SSRF guard, limits and type checks of the reference-image fetcher.
 
 Every refusal runs through a fake resolver and a fake connection factory; an
 autouse fixture makes any connect to a non-loopback address fail the test, so
@@ -23,8 +23,7 @@ from collections.abc import Iterator
 import pytest
 from PIL import Image
 
-from imagemint.errors import InputRefused
-from imagemint.fetch import (
+from imagemint.adapters.net.fetch import (
     MAX_REDIRECTS,
     PinnedOpener,
     check_address,
@@ -33,6 +32,7 @@ from imagemint.fetch import (
     image_dimensions,
     sniff_media_type,
 )
+from imagemint.errors import InputRefused
 
 MB = 1024 * 1024
 

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 
 from events import bearer, http_event, invoke, png
-from imagemint import auth, idempotency
-from imagemint.adapters.memory import memory_idempotency_store
-from imagemint.deps import Deps
+from imagemint.api import idempotency
+from imagemint.api.ratelimit import MemoryLimitStore
+from imagemint.domain import auth
+from imagemint.domain.models import Account
+from imagemint.domain.ports import ProviderCall, ProviderImage, ProviderResult
 from imagemint.errors import ProviderError
-from imagemint.models import Account
-from imagemint.ports import ProviderCall, ProviderImage, ProviderResult
-from imagemint.providers import register_provider
-from imagemint.ratelimit import MemoryLimitStore
+from imagemint.testing.memory import memory_idempotency_store
+from imagemint.wiring import Deps, register_provider
 
 ROUTES = {
     "openai": ("openai_images", "/v1/images/generations", {"prompt": "a fox", "model": "gpt-image-1"}),
@@ -241,7 +241,7 @@ def test_a_large_response_is_kept_in_the_bucket_and_replayed_whole(
 
 
 def test_a_multipart_retry_with_a_new_boundary_is_the_same_request(deps: Deps) -> None:
-    from imagemint.dialects.common import HttpRequest
+    from imagemint.api.http import HttpRequest
 
     def req(boundary: str) -> HttpRequest:
         body = (

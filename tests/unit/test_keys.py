@@ -16,12 +16,12 @@ import pytest
 from pydantic import SecretStr
 
 from events import bearer, http_event, invoke
-from imagemint import auth
-from imagemint.deps import Deps
+from imagemint.domain import auth
+from imagemint.domain.models import Account, now
 from imagemint.errors import NotFound, Unauthorized
-from imagemint.models import Account, now
 from imagemint.observability import logger
 from imagemint.settings import Settings
+from imagemint.wiring import Deps
 
 POST_ROUTES = [
     ("openai_images", "/v1/images/generations", {"prompt": "a cat", "model": "gpt-image-1"}),

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import imagemint
-from imagemint.chain.local_chain import LocalChain
-from imagemint.chain.zora import CREATOR_1155_ABI
+from imagemint.adapters.chain.zora import CREATOR_1155_ABI
+from imagemint_dev.embedded.chain import LocalChain
 
 
 def test_embedded_chain_mints_a_moment():
@@ -29,6 +29,6 @@ def test_embedded_chain_mints_a_moment():
 
 
 def test_importing_the_port_does_not_import_web3():
-    code = "import sys, imagemint.chain.port; sys.exit(1 if 'web3' in sys.modules else 0)"
+    code = "import sys, imagemint.domain.ports; sys.exit(1 if 'web3' in sys.modules else 0)"
     env = {**os.environ, "PYTHONPATH": str(Path(imagemint.__file__).resolve().parents[1])}
     assert subprocess.run([sys.executable, "-c", code], env=env, check=False).returncode == 0

@@ -8,9 +8,9 @@ import time
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
+from imagemint.adapters.providers.local import MASK_WARNING, OFFLINE_WARNING, LocalProvider
+from imagemint.domain.ports import InputImage, ProviderCall
 from imagemint.errors import InputRefused, InvalidRequest
-from imagemint.ports import InputImage, ProviderCall
-from imagemint.providers.local import MASK_WARNING, OFFLINE_WARNING, LocalProvider
 
 PROMPT = "a lighthouse on a cliff above a stormy sea"
 
@@ -243,7 +243,7 @@ def test_any_unicode_prompt_works(prompt):
 
 
 def test_prompt_caption_is_drawn_on_a_band_at_the_bottom():
-    from imagemint.providers.local import _caption
+    from imagemint.adapters.providers.local import _caption
 
     def captioned(prompt: str) -> Image.Image:
         canvas = Image.new("RGBA", (400, 300), (128, 128, 128, 255))
@@ -264,7 +264,7 @@ def test_prompt_caption_is_drawn_on_a_band_at_the_bottom():
 
 
 def test_wrap_breaks_long_words_and_truncates_with_ellipsis():
-    from imagemint.providers.local import _font, _wrap
+    from imagemint.adapters.providers.local import _font, _wrap
 
     font = _font(20)
     assert _wrap("short prompt", font, 400, 3) == ["short prompt"]

@@ -12,12 +12,14 @@ from typing import Any
 
 import pytest
 
-from imagemint import provenance
-from imagemint.chain.local_chain import LocalChain
-from imagemint.chain.port import MintError, MomentMinter
-from imagemint.chain.zora import CREATOR_1155_ABI, ZoraMinter
-from imagemint.deps import Deps
-from imagemint.models import Job
+from imagemint import wiring
+from imagemint.adapters.chain.zora import CREATOR_1155_ABI, ZoraMinter
+from imagemint.domain import provenance
+from imagemint.domain.models import Job
+from imagemint.domain.ports import MomentMinter
+from imagemint.errors import MintError
+from imagemint.wiring import Deps
+from imagemint_dev.embedded.chain import LocalChain
 
 
 class Killed(Exception):
@@ -157,15 +159,15 @@ def test_unreadable_or_foreign_records_are_refused(chain: LocalChain, contract: 
 
 @pytest.fixture
 def mint_deps(deps: Deps) -> Iterator[Deps]:
-    """The mint step on the process's embedded chain (``chain_mode=local``)."""
-    deps.settings = deps.settings.model_copy(update={"chain_mode": "local"})
-    provenance.reset()
+    """The mint step on the process's embedded chain (``chain_mode=embedded``)."""
+    deps.settings = deps.settings.model_copy(update={"chain_mode": "embedded"})
+    wiring.reset("archive_store", "minter")
     yield deps
-    provenance.reset()
+    wiring.reset("archive_store", "minter")
 
 
 def chain_of(deps: Deps) -> tuple[Any, ZoraMinter]:
-    minter = provenance.minter(deps)
+    minter = wiring.minter(deps.settings)
     return minter.w3, minter
 
 

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 from events import bearer, http_event, invoke, png
-from imagemint import auth, ratelimit
-from imagemint.auth import Principal
-from imagemint.deps import Deps
+from imagemint.api import ratelimit
+from imagemint.domain import auth
+from imagemint.domain.auth import Principal
+from imagemint.domain.models import Account
+from imagemint.domain.ports import ProviderCall, ProviderImage, ProviderResult
 from imagemint.errors import RateLimited
-from imagemint.models import Account
-from imagemint.ports import ProviderCall, ProviderImage, ProviderResult
-from imagemint.providers import register_provider
+from imagemint.wiring import Deps, register_provider
 
 OPENAI = ("openai_images", "/v1/images/generations", {"prompt": "a fox", "model": "gpt-image-1"})
 CONTENT = ("content_image", "/api/content/image", {})
@@ -185,7 +185,7 @@ def test_a_dead_lease_is_cleared(deps: Deps) -> None:
 def test_a_replay_needs_no_concurrency_slot(
     deps: Deps, account: tuple[Account, str], held: HeldProvider
 ) -> None:
-    from imagemint.adapters.memory import memory_idempotency_store
+    from imagemint.testing.memory import memory_idempotency_store
 
     deps.idempotency = memory_idempotency_store()
     key = keyed(deps, account[0], concurrency=1, rpm=100)

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from imagemint import registry
+from imagemint.domain import registry
+from imagemint.domain.models import GenerationRequest
 from imagemint.errors import InvalidRequest
-from imagemint.models import GenerationRequest
 
 RESOLUTION_PX = {"0.5K": 512, "1K": 1024, "2K": 2048, "4K": 4096}
 AGENTAI_RATIOS = ("9:16", "1:1", "4:3", "16:9")

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 from events import http_event, png
-from imagemint import jobs, provenance, steps
-from imagemint.arweave.wallet import generate_wallet
-from imagemint.deps import Deps
-from imagemint.dialects import content
-from imagemint.ports import ProviderCall, ProviderImage, ProviderResult
-from imagemint.providers import register_provider
+from imagemint import wiring
+from imagemint.adapters.arweave.wallet import generate_wallet
+from imagemint.api import content, jobs
+from imagemint.domain import steps
+from imagemint.domain.ports import ProviderCall, ProviderImage, ProviderResult
+from imagemint.wiring import Deps, register_provider
 
 
 class CountingProvider:
@@ -47,9 +47,9 @@ def wallet_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def provider(deps: Deps) -> Iterator[CountingProvider]:
     p = CountingProvider()
     register_provider("fal", p)
-    provenance.reset()
+    wiring.reset("archive_store", "minter")
     yield p
-    provenance.reset()
+    wiring.reset("archive_store", "minter")
 
 
 def _resume(deps: Deps, key: str, job_id: str) -> Any:
@@ -79,7 +79,7 @@ def test_a_partial_job_resumes_where_it_stopped_without_generating_again(
     assert len(provider.calls) == 1
 
     deps.settings = deps.settings.model_copy(update={"arweave_wallet_file": str(wallet_file)})
-    provenance.reset()
+    wiring.reset("archive_store", "minter")
     resp = _resume(deps, key, job.job_id)
     assert resp.status_code == 202, resp.body
     assert resp.headers["Location"] == f"https://api.test/api/jobs/{job.job_id}"
@@ -89,7 +89,7 @@ def test_a_partial_job_resumes_where_it_stopped_without_generating_again(
     assert len(provider.calls) == 1  # nothing generated again
     assert done.result["images"] == [image]  # the same image, archived
     (archived,) = done.result["archive"]
-    data, media_type = provenance.archive_store(deps).read(archived["id"])
+    data, media_type = wiring.archive_store(deps).read(archived["id"])
     assert media_type == "image/png" and deps.images.get(image["key"]) == data
     assert done.result["metadata_archive"]["uri"].startswith("ar://")
     assert not any(w.endswith(steps.RESUME_NOTE) for w in done.result["warnings"])
@@ -118,7 +118,7 @@ def test_a_resume_that_fails_again_stays_partial_and_can_be_resumed_later(
 
 
 def test_only_the_owner_can_resume(deps: Deps, account: Any, provider: CountingProvider) -> None:
-    from imagemint import auth
+    from imagemint.domain import auth
 
     _, key = account
     ev = http_event(

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from imagemint import service
+from imagemint.domain import service
+from imagemint.domain.models import GenerationRequest
 from imagemint.errors import InternalError
-from imagemint.local.template import Template
-from imagemint.models import GenerationRequest
 from imagemint.settings import Settings, get_settings, reset_settings
+from imagemint_dev.local.template import Template
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = {
@@ -158,7 +158,7 @@ def test_get_settings_reads_the_environment_once(monkeypatch):
 
 def test_every_imagemint_variable_in_the_template_is_read():
     """A variable the template sets is a field of Settings, or of the chain's own config (rpc mode)."""
-    from imagemint.chain.zora import ChainConfig
+    from imagemint.adapters.chain.zora import ChainConfig
 
     template = Template.load(ROOT / "template.yaml")
     names = {n for fn in template.functions().values() for n in fn.environment if n.startswith("IMAGEMINT_")}

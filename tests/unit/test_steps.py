@@ -1,7 +1,7 @@
 """The state machine's task logic: errors across the Lambda boundary, n split into calls, partial failure.
 
-Provider behaviour is controlled with a fake :class:`~imagemint.ports.ImageProvider`
-registered through ``imagemint.providers.register_provider`` (the seam), never
+Provider behaviour is controlled with a fake :class:`~imagemint.domain.ports.ImageProvider`
+registered through ``imagemint.adapters.providers.register_provider`` (the seam), never
 by patching the steps.
 """
 
@@ -17,7 +17,9 @@ import pytest
 from PIL import Image
 
 from events import bearer, http_event, invoke, invoke_step, load_event
-from imagemint import steps
+from imagemint.domain import steps
+from imagemint.domain.models import GenerationRequest, Job
+from imagemint.domain.ports import ProviderCall, ProviderImage, ProviderResult
 from imagemint.errors import (
     ImagemintError,
     InputRefused,
@@ -27,9 +29,7 @@ from imagemint.errors import (
     ProviderTimeout,
     RateLimited,
 )
-from imagemint.models import GenerationRequest, Job
-from imagemint.ports import ProviderCall, ProviderImage, ProviderResult
-from imagemint.providers import register_provider
+from imagemint.wiring import register_provider
 
 BROKEN_PNG = b"\x89PNG\r\n\x1a\n" + b"\x00not really a png" * 8
 

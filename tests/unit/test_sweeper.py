@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from events import invoke_step
-from imagemint import credits, steps, sweeper
-from imagemint.adapters.memory import MemoryJobStore
-from imagemint.deps import Deps
-from imagemint.models import GenerationRequest, Job, new_job_id
+from imagemint.domain import credits, steps, sweeper
+from imagemint.domain.models import GenerationRequest, Job, new_job_id
+from imagemint.testing.memory import MemoryJobStore
+from imagemint.wiring import Deps
 
 LATER = 16 * 60  # past the default sweep_after_s (15 minutes)
 

@@ -1,6 +1,6 @@
 """template.yaml itself: every path, handler, placeholder, reference and route resolves.
 
-Read with ``imagemint.local.template`` (intrinsics kept as data) and also
+Read with ``imagemint_dev.local.template`` (intrinsics kept as data) and also
 transformed offline by ``aws-sam-translator`` (a managed-policy loader that
 returns nothing, S3-style dummy code locations), so what SAM would deploy is
 checked too. Handlers are read with ``ast``: nothing here imports a function.
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from imagemint.local.template import Template
+from imagemint_dev.local.template import Template
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = "python3.12"
@@ -146,7 +146,7 @@ def test_every_function_folder_is_a_function_in_the_template(template):
         p.name for p in (ROOT / "functions").iterdir() if p.is_dir() and not p.name.startswith((".", "_"))
     }
     code = {fn.code_uri.resolve() for fn in functions(template).values()}
-    assert {f for f in folders - {"statemachine"} if (ROOT / "functions" / f).resolve() not in code} == set()
+    assert {f for f in folders if (ROOT / "functions" / f).resolve() not in code} == set()
 
 
 def test_every_code_uri_and_handler_exists(template):
@@ -159,19 +159,31 @@ def test_every_code_uri_and_handler_exists(template):
         assert attribute in defined, f"{name}: {fn.handler} has no {attribute}"
 
 
-def test_every_layer_holds_the_imagemint_package(template):
+def test_every_layer_holds_part_of_the_imagemint_package(template):
     layers = template.layers()
-    assert layers
+    assert set(layers) == {"CoreLayer", "ProvidersLayer", "ChainLayer"}
     for name, path in layers.items():
         assert path.is_dir(), f"{name}: ContentUri {path} is missing"
-        assert (path / "imagemint" / "__init__.py").is_file()
+        assert (path / "imagemint").is_dir() and (path / "requirements.txt").is_file(), name
+        assert (path / "Makefile").read_text().startswith("#") and f"build-{name}:" in (
+            path / "Makefile"
+        ).read_text()
+    # Only the core layer makes imagemint a package; the others extend it (imagemint.__path__).
+    assert (layers["CoreLayer"] / "imagemint" / "__init__.py").is_file()
+    assert not (layers["ProvidersLayer"] / "imagemint" / "__init__.py").exists()
+    assert not (layers["ChainLayer"] / "imagemint" / "__init__.py").exists()
 
 
-def test_every_api_function_has_the_shared_layer(template):
-    apis = api_functions(template)
-    assert len(apis) >= 6
-    for name, fn in apis.items():
-        assert "SharedLayer" in fn.layers, name
+def test_each_function_attaches_only_the_layers_its_path_uses(template):
+    want = {
+        "GenerateStepFunction": ["CoreLayer", "ProvidersLayer"],
+        "ArchiveStepFunction": ["CoreLayer", "ChainLayer"],
+        "MintStepFunction": ["CoreLayer", "ChainLayer"],
+    }
+    fns = functions(template)
+    assert len(api_functions(template)) >= 6
+    for name, fn in fns.items():
+        assert fn.layers == want.get(name, ["CoreLayer"]), name
 
 
 def test_runtime_is_python_3_12_everywhere(template, translated):
@@ -181,16 +193,24 @@ def test_runtime_is_python_3_12_everywhere(template, translated):
         assert res["Properties"].get("Runtime", RUNTIME) == RUNTIME, name
     for name, res in template.of_type("AWS::Serverless::LayerVersion").items():
         assert res["Properties"]["CompatibleRuntimes"] == [RUNTIME], name
-        assert res.get("Metadata", {}).get("BuildMethod", RUNTIME) == RUNTIME, name
+        assert res.get("Metadata", {}).get("BuildMethod") == "makefile", name
     lambdas = [r for r in translated["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
     assert len(lambdas) == len(functions(template))
     assert {r["Properties"]["Runtime"] for r in lambdas} == {RUNTIME}
 
 
-def test_layer_requirements_equal_the_project_dependencies():
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
-    lines = (ROOT / "layers" / "shared" / "requirements.txt").read_text(encoding="utf-8").splitlines()
-    assert [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")] == deps
+def test_layer_requirements_are_pinned_as_the_project_pins_them():
+    """Each layer's requirements appear in the project's dependencies with the same pin; boto3 in none."""
+    deps = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    )
+    for layer in ("core", "providers", "chain"):
+        lines = (ROOT / "layers" / layer / "requirements.txt").read_text(encoding="utf-8").splitlines()
+        reqs = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+        assert reqs, layer
+        for req in reqs:
+            assert req in deps, f"layers/{layer}: {req} is not pinned the same in pyproject.toml"
+            assert not req.startswith(("boto3", "botocore")), "the runtime's own boto3 is used"
 
 
 # --------------------------------------------------------------------------- references

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from imagemint import service, webhooks
-from imagemint.deps import Deps
+from imagemint.domain import service, webhooks
+from imagemint.domain.models import GenerationRequest
 from imagemint.errors import InputRefused
-from imagemint.models import GenerationRequest
 from imagemint.settings import Settings
+from imagemint.wiring import Deps
 
 PUBLIC = "93.184.215.14"
 
@@ -187,7 +187,7 @@ def test_redirects_are_not_followed(deps: Deps, account: Any) -> None:
 
 
 def test_prefer_respond_async_answers_202_in_each_dialect(deps: Deps, account: Any, event: Any) -> None:
-    from imagemint.dialects import agentai, content, openai
+    from imagemint.api import agentai, content, openai
 
     key = account[1]
     cases = [

@@ -1,0 +1,220 @@
+"""HTTP front of the local runtime: requests in, API Gateway HTTP API (payload 2.0) events out.
+
+Routes come from ``template.yaml``; an unmatched route answers as API Gateway
+does (404 ``{"message":"Not Found"}``); bodies over API Gateway's 10 MB limit
+get 413; a function response over Lambda's 6 MB limit becomes a 500, as in AWS.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from imagemint_dev.local.runner import InProcessFunction
+from imagemint_dev.local.template import Route
+
+API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
+LAMBDA_MAX_RESPONSE = 6 * 1024 * 1024
+_TEXT_TYPES = ("application/json", "text/", "application/xml", "application/x-www-form-urlencoded")
+
+# Extra local routes (e.g. the local Arweave gateway): (method, path) -> (status, headers, body) or None.
+LocalRoute = Callable[[str, str], tuple[int, dict[str, str], bytes] | None]
+
+
+def build_event(
+    route: Route,
+    params: dict[str, str],
+    method: str,
+    target: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    source_ip: str,
+) -> dict[str, Any]:
+    parts = urlsplit(target)
+    hdrs: dict[str, str] = {}
+    cookies: list[str] = []
+    for k, v in headers:
+        lk = k.lower()
+        if lk == "cookie":
+            cookies.extend(c.strip() for c in v.split(";") if c.strip())
+            continue
+        hdrs[lk] = f"{hdrs[lk]},{v}" if lk in hdrs else v
+    query: dict[str, str] = {}
+    for k, v in parse_qsl(parts.query, keep_blank_values=True):
+        query[k] = f"{query[k]},{v}" if k in query else v
+    ctype = hdrs.get("content-type", "").lower()
+    is_text = any(ctype.startswith(t) for t in _TEXT_TYPES)
+    if body and is_text:
+        try:
+            text, b64 = body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            text, b64 = base64.b64encode(body).decode("ascii"), True
+    else:
+        text, b64 = base64.b64encode(body).decode("ascii"), bool(body)
+    now = time.time()
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route.route_key,
+        "rawPath": parts.path,
+        "rawQueryString": parts.query,
+        "headers": hdrs,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": hdrs.get("host", "127.0.0.1"),
+            "domainPrefix": hdrs.get("host", "127.0.0.1").split(".")[0],
+            "http": {
+                "method": method,
+                "path": parts.path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": hdrs.get("user-agent", ""),
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": route.route_key,
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "isBase64Encoded": b64,
+    }
+    if cookies:
+        event["cookies"] = cookies
+    if query:
+        event["queryStringParameters"] = query
+    if params:
+        event["pathParameters"] = params
+    if body:
+        event["body"] = text
+    return event
+
+
+def to_http(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
+    """A Lambda proxy (payload 2.0) result to status, headers and body."""
+    if not isinstance(result, dict) or "statusCode" not in result:
+        body = json.dumps(result).encode()
+        return 200, [("Content-Type", "application/json")], body
+    headers = [(k, str(v)) for k, v in (result.get("headers") or {}).items()]
+    for k, vs in (result.get("multiValueHeaders") or {}).items():
+        headers.extend((k, str(v)) for v in vs)
+    headers.extend(("Set-Cookie", c) for c in result.get("cookies") or [])
+    raw = result.get("body") or ""
+    body = base64.b64decode(raw) if result.get("isBase64Encoded") else str(raw).encode("utf-8")
+    return int(result["statusCode"]), headers, body
+
+
+class LocalApi:
+    def __init__(
+        self,
+        routes: list[Route],
+        functions: dict[str, InProcessFunction],
+        local_routes: list[LocalRoute] | None = None,
+    ) -> None:
+        self.routes = routes
+        self.functions = functions
+        self.local_routes = local_routes or []
+
+    def dispatch(
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        source_ip: str = "127.0.0.1",
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        path = urlsplit(target).path
+        for route in self.routes:
+            params = route.match(method, path)
+            if params is not None:
+                break
+        else:
+            for extra in self.local_routes:
+                hit = extra(method, path)
+                if hit is not None:
+                    status, hdrs, data = hit
+                    return status, list(hdrs.items()), data
+            return 404, [("Content-Type", "application/json")], b'{"message":"Not Found"}'
+        if len(body) > API_GATEWAY_MAX_BODY:
+            return 413, [("Content-Type", "application/json")], b'{"message":"Request Entity Too Large"}'
+        event = build_event(route, params, method, target, headers, body, source_ip)
+        try:
+            result = self.functions[route.function].invoke(event)
+        except Exception:
+            import traceback
+
+            traceback.print_exc()
+            return 500, [("Content-Type", "application/json")], b'{"message":"Internal Server Error"}'
+        if len(json.dumps(result)) > LAMBDA_MAX_RESPONSE:
+            print(
+                f"local runtime: {route.function} returned more than 6 MB; Lambda would refuse it", flush=True
+            )
+            return 500, [("Content-Type", "application/json")], b'{"message":"Internal Server Error"}'
+        return to_http(result)
+
+
+def make_server(api: LocalApi, host: str, port: int, *, quiet: bool = True) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "imagemint-local"
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > API_GATEWAY_MAX_BODY:
+                remaining = min(length, 8 * API_GATEWAY_MAX_BODY)  # drain what a client may still send
+                while remaining > 0:
+                    chunk = self.rfile.read(min(remaining, 1 << 20))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
+                data = b'{"message":"Request Entity Too Large"}'
+                self.send_response(413)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(data)
+                self.close_connection = True
+                return
+            body = self.rfile.read(length) if length else b""
+            status, headers, data = api.dispatch(
+                self.command, self.path, list(self.headers.items()), body, self.client_address[0]
+            )
+            self.send_response(status)
+            names = {k.lower() for k, _ in headers}
+            for k, v in headers:
+                if k.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(k, v)
+            if "content-type" not in names and data:
+                self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            if not quiet:
+                super().log_message(format, *args)
+
+    server = _Server((host, port), Handler)
+    server.daemon_threads = True
+    return server
+
+
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: a burst of clients (as API Gateway takes) would be reset.
+    request_queue_size = 128
+
+
+def serve_in_thread(server: ThreadingHTTPServer) -> threading.Thread:
+    t = threading.Thread(target=server.serve_forever, name="imagemint-local-http", daemon=True)
+    t.start()
+    return t

@@ -1,0 +1,1 @@
+"""Onchain moments through the Zora 1155 protocol (:mod:`.zora`; web3 is imported there only)."""

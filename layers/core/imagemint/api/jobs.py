@@ -1,0 +1,96 @@
+"""Our own job endpoints, for the account that owns the job.
+
+* ``GET /api/jobs/{id}``: the job's record (status, transitions, timings,
+  results with durable image URLs, provenance, cost, webhook deliveries).
+  Async requests (``Prefer: respond-async``) answer 202 with this URL.
+* ``POST /api/jobs/{id}/resume``: a PARTIAL job (archive, metadata or mint
+  failed after the images were made) runs again from where it stopped
+  (``resume_from``), with the images it already has: nothing is generated
+  or charged again. Answers 202 with the job URL; 409 unless the job is PARTIAL.
+
+Auth: ``x-api-key`` or ``Authorization: Bearer``. Another account's job is a 404
+(not a 403), so job ids cannot be probed. Errors: ``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from imagemint.api.http import HttpRequest, guarded, plain_error_response, response
+from imagemint.domain import auth, service
+from imagemint.domain.models import JOB_ID, Job, StoredImage
+from imagemint.errors import Conflict, NotFound
+from imagemint.wiring import Deps
+
+PUBLIC_FIELDS = (
+    "job_id",
+    "status",
+    "dialect",
+    "model",
+    "mode",
+    "created_at",
+    "updated_at",
+    "transitions",
+    "error",
+    "resume_from",
+    "provenance_error",
+    "webhook",
+)
+RESULT_FIELDS = (
+    "images",
+    "model",
+    "requested_model",
+    "provider",
+    "size",
+    "usage",
+    "warnings",
+    "cost_usd",
+    "archive",
+    "metadata_archive",
+    "moment",
+)
+
+
+def public_view(job: Job, base_url: str) -> dict[str, Any]:
+    """What the owner sees of a job (here and in webhook events)."""
+    data = job.model_dump()
+    body = {k: data.get(k) for k in PUBLIC_FIELDS}
+    body["url"] = service.job_url(base_url, job.job_id)
+    result = data.get("result") or None
+    if result:
+        body["result"] = {k: result.get(k) for k in RESULT_FIELDS}
+        images = [StoredImage.model_validate(img) for img in result.get("images", [])]
+        body["result"]["image_urls"] = [service.file_url(base_url, img) for img in images]
+    return body
+
+
+def _owned(deps: Deps, req: HttpRequest) -> Job:
+    account = auth.authenticate(deps.accounts, deps.settings, req.api_key())
+    job_id = req.path_params.get("id", "")
+    job = deps.jobs.get(job_id) if JOB_ID.match(job_id) else None
+    if job is None or job.account_id != account.account_id:
+        raise NotFound("Job not found")
+    return job
+
+
+def handle(event: dict[str, Any], deps: Deps) -> Any:
+    @guarded(plain_error_response)
+    def run() -> Any:
+        req = HttpRequest.from_event(event, public_base_url=deps.settings.public_base_url)
+        return response(200, public_view(_owned(deps, req), req.base_url))
+
+    return run()
+
+
+def handle_resume(event: dict[str, Any], deps: Deps) -> Any:
+    @guarded(plain_error_response)
+    def run() -> Any:
+        req = HttpRequest.from_event(event, public_base_url=deps.settings.public_base_url)
+        job = _owned(deps, req)
+        if job.status != "PARTIAL" or not job.resume_from:
+            raise Conflict(f"Job is {job.status}; only a PARTIAL job can be resumed")
+        job = service.resume(deps, job)
+        url = service.job_url(req.base_url, job.job_id)
+        return response(202, public_view(job, req.base_url), {"Location": url})
+
+    return run()

@@ -1,0 +1,301 @@
+"""OpenAI-compatible dialect (AIGNE Hub): ``POST /api/images/generations``, ``/v1/images/generations``,
+``/v1/images/edits`` (multipart, as the OpenAI SDK sends it).
+
+Errors in OpenAI's shape: ``{"error": {"message", "type", "param", "code"}}``.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from imagemint.api import admission
+from imagemint.api.http import (
+    HttpRequest,
+    accepted_response,
+    credit_details,
+    extensions,
+    guarded,
+    response,
+    retry_headers,
+    wants_async,
+)
+from imagemint.api.multipart import parse_multipart
+from imagemint.domain import auth, service
+from imagemint.domain.models import GenerationRequest, ImageInput
+from imagemint.domain.ports import InputImage
+from imagemint.errors import (
+    ImagemintError,
+    InputRefused,
+    InvalidRequest,
+    ModerationBlocked,
+    Unauthorized,
+)
+from imagemint.wiring import Deps
+
+DEFAULT_MODEL = "dall-e-2"
+MAX_PROMPT = 32000
+STR_FIELDS = ("size", "quality", "style", "background", "moderation", "user")
+ENUMS = {
+    "response_format": ("url", "b64_json"),
+    "output_format": ("png", "jpeg", "webp"),
+    "moderation": ("low", "auto"),
+}
+KNOWN = {
+    "prompt",
+    "model",
+    "image",
+    "mask",
+    "n",
+    "size",
+    "response_format",
+    "quality",
+    "style",
+    "background",
+    "output_format",
+    "output_compression",
+    "moderation",
+    "user",
+    "archive",
+    "mint",
+    "webhook_url",
+    "stream",
+    "partial_images",
+    "input_fidelity",
+}
+
+_TYPES = {
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    402: "insufficient_quota",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    429: "rate_limit_exceeded",
+}
+_CODES = {
+    "invalid_request": None,
+    "input_refused": "invalid_image_url",
+    "unauthorized": "invalid_api_key",
+    "insufficient_credits": "insufficient_quota",
+    "rate_limited": "rate_limit_exceeded",
+    "payload_too_large": "payload_too_large",
+    "not_found": "not_found",
+    "forbidden": "forbidden",
+    "provider_timeout": "timeout",
+    "provider_error": "provider_error",
+    "internal_error": "server_error",
+    "conflict": "conflict",
+    "idempotency_key_reused": "idempotency_key_reused",
+}
+
+
+def error_response(exc: ImagemintError) -> Any:
+    if isinstance(exc, ModerationBlocked):
+        etype, code = "image_generation_user_error", "moderation_blocked"
+    else:
+        etype = _TYPES.get(exc.status, "server_error" if exc.status >= 500 else "invalid_request_error")
+        code = exc.details.get("openai_code") or _CODES.get(exc.code)
+        if exc.param == "size" and exc.status == 400:
+            code = "invalid_size"
+    body = {"error": {"message": exc.message, "type": etype, "param": exc.param, "code": code}}
+    body["error"].update(credit_details(exc))
+    return response(exc.status, body, retry_headers(exc))
+
+
+def _fields(data: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(data) - KNOWN)
+    if unknown:
+        raise InvalidRequest(f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0])
+    prompt = data.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InvalidRequest("prompt is required", param="prompt")
+    if len(prompt) > MAX_PROMPT:
+        raise InvalidRequest(f"prompt must be at most {MAX_PROMPT} characters", param="prompt")
+    model = data.get("model") or DEFAULT_MODEL
+    if not isinstance(model, str):
+        raise InvalidRequest("model must be a string", param="model")
+    n = data.get("n", 1)
+    if isinstance(n, str) and n.strip().isdigit():
+        n = int(n)
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 10:
+        raise InvalidRequest("n must be an integer between 1 and 10", param="n")
+    for f in STR_FIELDS:
+        if data.get(f) is not None and not isinstance(data[f], str):
+            raise InvalidRequest(f"{f} must be a string", param=f)
+    for f, allowed in ENUMS.items():
+        if data.get(f) is not None and data[f] not in allowed:
+            raise InvalidRequest(f"Invalid {f} '{data[f]}'; expected one of {', '.join(allowed)}", param=f)
+    comp = data.get("output_compression")
+    if isinstance(comp, str) and comp.strip().isdigit():
+        comp = int(comp)
+    if comp is not None and (isinstance(comp, bool) or not isinstance(comp, int) or not 0 <= comp <= 100):
+        raise InvalidRequest(
+            "output_compression must be an integer from 0 to 100", param="output_compression"
+        )
+    if data.get("stream") in (True, "true"):
+        raise InvalidRequest("stream is not supported; use response_format url or b64_json", param="stream")
+    flags = extensions(data, form=True)
+    return {
+        "prompt": prompt.strip(),
+        "model": model,
+        "n": n,
+        "size": data.get("size"),
+        "quality": data.get("quality"),
+        "style": data.get("style"),
+        "background": data.get("background"),
+        "moderation": data.get("moderation"),
+        "output_format": data.get("output_format") or "png",
+        "output_compression": comp,
+        **flags,
+    }
+
+
+def _image_inputs(value: Any, max_bytes: int) -> tuple[list[ImageInput], list[InputImage]]:
+    """``image`` as a URL, base64 / data URI, or an array of them."""
+    from imagemint.adapters.net.fetch import decode_base64_image
+
+    items = value if isinstance(value, list) else [value]
+    if not items or len(items) > 16:
+        raise InvalidRequest("image must hold 1 to 16 images", param="image")
+    urls: list[ImageInput] = []
+    uploads: list[InputImage] = []
+    for i, item in enumerate(items):
+        name = "image" if len(items) == 1 else f"image[{i}]"
+        if not isinstance(item, str) or not item.strip():
+            raise InvalidRequest("image must be a URL or base64 string", param="image")
+        if item.startswith(("http://", "https://")):
+            urls.append(ImageInput(url=item, name=name))
+        else:
+            uploads.append(decode_base64_image(item, name=name, max_bytes=max_bytes))
+    return urls, uploads
+
+
+def parse_json(
+    req: HttpRequest, account_id: str, max_bytes: int
+) -> tuple[GenerationRequest, dict[str, Any], list[InputImage]]:
+    data = req.json_object()
+    fields = _fields(data)
+    response_format = data.get("response_format") or "url"
+    refs: list[ImageInput] = []
+    uploads: list[InputImage] = []
+    if data.get("image") is not None:
+        refs, uploads = _image_inputs(data["image"], max_bytes)
+    request = GenerationRequest(**fields, references=refs, dialect="openai", account_id=account_id)
+    return request, {"response_format": response_format}, uploads
+
+
+def parse_edit(
+    req: HttpRequest, account_id: str, max_bytes: int
+) -> tuple[GenerationRequest, dict[str, Any], list[InputImage], InputImage | None]:
+    if req.content_type != "multipart/form-data":
+        raise InvalidRequest("Edits take multipart/form-data (image files, mask, prompt)")
+    parts = parse_multipart(req.headers["content-type"], req.body)
+    data: dict[str, Any] = {}
+    uploads: list[InputImage] = []
+    mask: InputImage | None = None
+    for p in parts:
+        if p.name in ("image", "image[]"):
+            name = f"image[{len(uploads)}]"
+            uploads.append(_file(p.data, name, max_bytes))
+        elif p.name == "mask":
+            mask = _file(p.data, "mask", max_bytes)
+        else:
+            try:
+                data[p.name] = p.data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidRequest(f"{p.name} must be text", param=p.name) from None
+    if isinstance(data.get("image"), str):  # image given as text: a URL or base64
+        data.pop("image")
+        raise InvalidRequest("image must be uploaded as a file", param="image")
+    if not uploads:
+        raise InvalidRequest("image is required", param="image")
+    if len(uploads) > 16:
+        raise InvalidRequest("At most 16 images", param="image")
+    fields = _fields(data)
+    request = GenerationRequest(**fields, dialect="openai", account_id=account_id)
+    return request, {"response_format": data.get("response_format") or "url"}, uploads, mask
+
+
+def _file(data: bytes, name: str, max_bytes: int) -> InputImage:
+    from imagemint.adapters.net.fetch import decode_base64_image
+
+    if len(data) > max_bytes:
+        raise InputRefused(f"{name} is larger than {max_bytes} bytes", param=name)
+    return decode_base64_image(base64.b64encode(data).decode("ascii"), name=name, max_bytes=max_bytes)
+
+
+def render(deps: Deps, result: Any, opts: dict[str, Any], limit: int) -> dict[str, Any]:
+    data: list[dict[str, Any]] = []
+    total = 0
+    for img in result.images:
+        item: dict[str, Any] = {}
+        if opts["response_format"] == "b64_json":
+            b64 = base64.b64encode(service.image_bytes(deps, img)).decode("ascii")
+            total += len(b64)
+            item["b64_json"] = b64
+        else:
+            item["url"] = service.signed_url(deps, img)
+        if img.revised_prompt:
+            item["revised_prompt"] = img.revised_prompt
+        data.append(item)
+    if total > limit:
+        raise InvalidRequest(
+            "The images exceed the 6 MB response limit as b64_json; "
+            "ask for response_format=url or fewer images",
+            param="response_format",
+        )
+    return {
+        "created": result.created,
+        "data": data,
+        "usage": {
+            "input_tokens": result.usage.prompt_tokens,
+            "output_tokens": result.usage.completion_tokens,
+            "total_tokens": result.usage.total_tokens,
+            "input_tokens_details": {"text_tokens": result.usage.prompt_tokens, "image_tokens": 0},
+            "images": len(result.images),
+            "cost_usd": result.cost_usd,
+        },
+        "size": result.size,
+        "output_format": result.images[0].media_type.split("/")[1],
+        "model": result.model,
+        "warnings": result.warnings,
+    }
+
+
+def handle(event: dict[str, Any], deps: Deps, *, edit: bool = False) -> Any:
+    @guarded(error_response)
+    def run() -> Any:
+        req = HttpRequest.from_event(event, public_base_url=deps.settings.public_base_url)
+        key = req.api_key(x_api_key=False)
+        if not key:
+            raise Unauthorized("You didn't provide an API key. Use 'Authorization: Bearer <key>'.")
+        principal = auth.authenticate_key(deps.accounts, deps.settings, key)
+        account = principal.account
+        req.check_size(deps.settings.max_body_bytes)
+
+        def work() -> Any:
+            limit = deps.settings.max_input_image_bytes
+            mask = None
+            if edit:
+                request, opts, uploads, mask = parse_edit(req, account.account_id, limit)
+            else:
+                request, opts, uploads = parse_json(req, account.account_id, limit)
+            if wants_async(req):
+                job = service.submit_async(deps, request, uploads, mask, base_url=req.base_url)
+                return accepted_response(job, req.base_url)
+            result = service.submit(deps, request, uploads, mask, base_url=req.base_url)
+            try:
+                body = render(deps, result, opts, deps.settings.response_limit_bytes)
+            except InvalidRequest:
+                # Too large to deliver as b64_json: nothing was delivered, so nothing is charged.
+                from imagemint.domain import credits
+
+                credits.refund_failed(deps, result.job_id)
+                raise
+            return response(200, body)
+
+        return admission.admit(deps, req, principal, work)
+
+    return run()

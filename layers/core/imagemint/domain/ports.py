@@ -1,0 +1,243 @@
+"""Ports: the small interfaces behind which everything outside the domain sits.
+
+Adapters implement them (``imagemint.adapters.*``, ``imagemint.adapters.providers.*``);
+unit tests use the in-memory implementations in ``imagemint.testing.memory``.
+Concrete adapters take their client or session as a constructor argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+from imagemint.domain.models import Account, ApiKeyRecord, GenerationRequest, Job, LedgerEntry
+
+
+@dataclass(frozen=True)
+class InputImage:
+    """A reference / edit image after it was fetched and checked."""
+
+    data: bytes
+    media_type: str
+    name: str = "image"
+
+
+@dataclass(frozen=True)
+class ProviderCall:
+    """One call to one provider, after the model registry resolved the request."""
+
+    prompt: str
+    provider_model: str
+    n: int
+    width: int
+    height: int
+    output_format: str = "png"
+    size: str | None = None  # the provider's own size string where it has one
+    aspect_ratio: str | None = None
+    resolution: str | None = None
+    quality: str | None = None
+    style: str | None = None
+    background: str | None = None
+    output_compression: int | None = None
+    moderation: str | None = None
+    seed: int | None = None
+    references: tuple[InputImage, ...] = ()
+    mask: InputImage | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProviderImage:
+    data: bytes
+    media_type: str
+    width: int
+    height: int
+    revised_prompt: str | None = None
+
+
+@dataclass
+class ProviderResult:
+    images: list[ProviderImage]
+    model: str  # the provider model that ran
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    warnings: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class ImageProvider(Protocol):
+    name: str
+
+    def generate(self, call: ProviderCall) -> ProviderResult:
+        """Generate ``call.n`` images (``n`` never exceeds the model's per-call limit).
+
+        Raises domain errors (``ModerationBlocked``, ``ProviderError``,
+        ``ProviderTimeout``, ``RateLimited``, ``InvalidRequest``) only.
+        """
+        ...
+
+
+class ImageStore(Protocol):
+    def put(self, key: str, data: bytes, media_type: str, metadata: dict[str, str] | None = None) -> None: ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def head(self, key: str) -> dict[str, Any] | None:
+        """Object size, content type and user metadata, or None when absent."""
+        ...
+
+    def url(self, key: str, expires_in: int) -> str:
+        """A URL a client can fetch the object from for ``expires_in`` seconds."""
+        ...
+
+
+class JobStore(Protocol):
+    def create(self, job: Job) -> None: ...
+
+    def get(self, job_id: str) -> Job | None: ...
+
+    def update(self, job_id: str, *, expect_status: str | None = None, **fields: Any) -> Job:
+        """Set fields and append a transition when ``status`` changes.
+
+        ``expect_status``: only if the job is in that status now, else :class:`~imagemint.errors.Conflict`.
+        """
+        ...
+
+    def stale_open_jobs(self, updated_before: float, limit: int) -> list[Job]:
+        """Jobs still ACCEPTED or RUNNING, unchanged since ``updated_before`` (for the sweeper)."""
+        ...
+
+
+class AccountStore(Protocol):
+    def create_account(self, account: Account) -> None: ...
+
+    def get_account(self, account_id: str) -> Account | None: ...
+
+    def put_key(self, record: ApiKeyRecord) -> None: ...
+
+    def get_key(self, key_hash: str) -> ApiKeyRecord | None: ...
+
+    def charge(self, account_id: str, amount: int) -> int:
+        """Take ``amount`` credits atomically; raise InsufficientCredits; return the new balance."""
+        ...
+
+    def refund(self, account_id: str, amount: int) -> int: ...
+
+    def add_credits(self, account_id: str, amount: int) -> int: ...
+
+    # Keys (imagemint.domain.auth).
+    def touch_key(self, key_hash: str, at: float, min_interval_s: float) -> bool:
+        """Set ``last_used_at`` unless it was set less than ``min_interval_s`` ago; True when written."""
+        ...
+
+    def revoke_key(self, key_hash: str, at: float) -> ApiKeyRecord | None:
+        """Mark a key revoked; the updated record, or None when there is no such key."""
+        ...
+
+    def list_account_items(self, account_id: str) -> tuple[list[ApiKeyRecord], list[LedgerEntry]]:
+        """The keys and ledger lines of an account (admin use)."""
+        ...
+
+    # Credits and the usage ledger (imagemint.domain.credits).
+    def charge_job(self, entry: LedgerEntry) -> None:
+        """In one atomic write: take ``entry.credits`` if the balance allows and create the ledger line.
+
+        InsufficientCredits (required / available) when it does not; NotFound for no account;
+        nothing happens when the line exists already (the job was charged).
+        """
+        ...
+
+    def refund_job(self, account_id: str, entry_id: str, amount: int, *, reason: str) -> bool:
+        """In one atomic write: give ``amount`` back and mark the ledger line refunded, unless it was.
+
+        True when credits were given back now, False when the line was refunded before (or is absent).
+        """
+        ...
+
+    def get_ledger(self, account_id: str, entry_id: str) -> LedgerEntry | None: ...
+
+    def grant(self, entry: LedgerEntry) -> int:
+        """Add ``entry.credits`` (may be negative, never below zero) with its ledger line; the new balance."""
+        ...
+
+
+class Pipeline(Protocol):
+    """Runs the generation state machine for one job."""
+
+    def run_sync(self, job_id: str, request: GenerationRequest) -> dict[str, Any]:
+        """Run to the end; return the state machine's output (the job record's result)."""
+        ...
+
+    def start(self, job_id: str, payload: dict[str, Any], *, name: str | None = None) -> str:
+        """Start an execution with this input and return at once (its id, when there is one)."""
+        ...
+
+
+# ---------------------------------------------------------------- minting
+
+#: Chains a minter may sign for besides a configured local development chain.
+BASE_MAINNET = 8453
+BASE_SEPOLIA = 84532
+PUBLIC_CHAIN_IDS: frozenset[int] = frozenset({BASE_MAINNET, BASE_SEPOLIA})
+
+
+class Moment(BaseModel):
+    """One minted moment: an ERC-1155 token on the creator's Zora contract.
+
+    ``tokenId`` is a decimal string (token ids are uint256; JSON numbers lose
+    precision above 2**53). ``hash`` is the transaction that minted the
+    token to the creator (the batched multicall, or the ``adminMint`` tx when
+    the token was set up in a separate transaction).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    contractAddress: str
+    tokenId: str
+    hash: str
+    chainId: int
+
+
+@runtime_checkable
+class MomentMinter(Protocol):
+    def ensure_contract(self, creator: str, contract_address: str | None, name: str) -> str:
+        """The creator's 1155 contract address.
+
+        Returns ``contract_address`` (checksummed, after checking it has code)
+        when one is given; otherwise creates the creator's contract through
+        the Zora factory, once: calling it again for the same creator and
+        name returns the same contract.
+        """
+        ...
+
+    def mint(
+        self,
+        metadata_uri: str,
+        creator: str,
+        contract_address: str,
+        *,
+        journal: Callable[[dict[str, Any]], None] | None = None,
+    ) -> Moment:
+        """Set up a new token with ``metadata_uri`` and mint one to ``creator``.
+
+        ``journal`` gets a JSON-ready pending-mint record after each
+        transaction is signed and before it is sent; keep the last one, and
+        pass it to :meth:`resume` when the mint is run again after a crash.
+        """
+        ...
+
+    def resume(
+        self, pending: dict[str, Any], *, journal: Callable[[dict[str, Any]], None] | None = None
+    ) -> Moment | None:
+        """Finish the mint a killed run left in ``pending`` (the last journal record).
+
+        The moment of the journalled transaction once it is mined (it is sent
+        again, same nonce, when the node does not have it), or None when it was
+        never mined and never can be (its nonce was taken, or it reverted):
+        nothing was minted, mint afresh. Raises :class:`MintError` when it
+        cannot be settled now (keep the record and try again later).
+        """
+        ...

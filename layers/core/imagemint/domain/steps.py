@@ -1,0 +1,319 @@
+"""The state machine's task logic: generate, record, record failure.
+
+Each function takes the step's input (a dict, as Step Functions passes it) and
+returns its output. ``step_handler`` turns a domain error into a Lambda error
+whose ``errorType`` is the domain class name (so ASL ``Retry``/``Catch`` can
+match it) and whose message is the error's JSON (so the failure step can
+record exactly what failed).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from imagemint.domain import credits, registry
+from imagemint.domain.models import (
+    EXTENSIONS,
+    MEDIA_TYPES,
+    GenerationRequest,
+    GenerationResult,
+    ImageInput,
+    StoredImage,
+    Usage,
+)
+from imagemint.domain.ports import InputImage, ProviderCall, ProviderResult
+from imagemint.domain.service import _aliases, sha256_hex
+from imagemint.errors import ImagemintError, InternalError, from_dict
+from imagemint.observability import logger
+from imagemint.wiring import Deps
+
+_STEP_ERRORS: dict[str, type[Exception]] = {}
+
+
+def _step_error(exc: ImagemintError) -> Exception:
+    name = type(exc).__name__
+    cls = _STEP_ERRORS.get(name)
+    if cls is None:
+        cls = _STEP_ERRORS[name] = type(name, (Exception,), {"__module__": "imagemint.domain.steps"})
+    return cls(json.dumps(exc.to_dict()))
+
+
+def step_handler(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(event: dict[str, Any], context: Any = None) -> Any:
+        try:
+            return fn(event, context)
+        except ImagemintError as exc:
+            raise _step_error(exc) from None
+
+    return wrapper
+
+
+def error_from_step(error: dict[str, Any] | None) -> dict[str, Any]:
+    """The domain error dict from a Catch's ``{"Error", "Cause"}``."""
+    if not error:
+        return InternalError("Unknown failure").to_dict()
+    name = str(error.get("Error") or "")
+    cause = error.get("Cause")
+    message = None
+    if isinstance(cause, str):
+        try:
+            parsed = json.loads(cause)
+        except json.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, dict):
+            message = parsed.get("errorMessage")
+    if isinstance(message, str):
+        try:
+            data = json.loads(message)
+            if isinstance(data, dict) and "code" in data:
+                return from_dict(data).to_dict()
+        except json.JSONDecodeError:
+            pass
+    if name.startswith("States.") or name.startswith("Lambda."):
+        return InternalError(f"Pipeline step failed ({name})").to_dict()
+    return InternalError(f"Pipeline step failed ({name or 'unknown error'})").to_dict()
+
+
+def load_input(deps: Deps, item: ImageInput) -> InputImage:
+    if item.s3_key:
+        return InputImage(deps.images.get(item.s3_key), item.media_type or "image/png", item.name)
+    if item.url:
+        from imagemint.adapters.net.fetch import fetch_image
+
+        return fetch_image(
+            item.url,
+            name=item.name,
+            max_bytes=deps.settings.max_input_image_bytes,
+            timeout=deps.settings.fetch_timeout_s,
+        )
+    raise InternalError(f"Input {item.name} has no source")
+
+
+def _calls(n: int, per_call: int) -> list[int]:
+    out = []
+    while n > 0:
+        out.append(min(n, per_call))
+        n -= out[-1]
+    return out
+
+
+def generate(deps: Deps, job_id: str, request: GenerationRequest) -> GenerationResult:
+    """Run the provider for ``request`` (or take the ingested image) and keep every image in our bucket."""
+    deps.jobs.update(job_id, status="RUNNING")
+    if request.extra.get("source_key"):
+        result = _ingested(deps, job_id, request)
+    else:
+        result = _generate(deps, job_id, request)
+    # On the job at once: if the execution dies after this, the images are still found from the record.
+    deps.jobs.update(job_id, result=result.model_dump(exclude_none=True))
+    return result
+
+
+def _generate(deps: Deps, job_id: str, request: GenerationRequest) -> GenerationResult:
+    from imagemint.wiring import provider_for
+
+    resolved = registry.resolve(request, aliases=_aliases(deps), has_refs=bool(request.references))
+    refs = tuple(load_input(deps, r) for r in request.references)
+    mask = load_input(deps, request.mask) if request.mask else None
+    provider, warnings = provider_for(resolved.spec, deps.settings)
+    warnings = [*resolved.warnings, *warnings]
+    options = registry.call_options(request, resolved)
+
+    def one(k: int, index: int) -> ProviderResult:
+        seed = None if request.seed is None else request.seed + index
+        call = ProviderCall(
+            prompt=request.prompt,
+            provider_model=resolved.spec.provider_model,
+            n=k,
+            width=resolved.width,
+            height=resolved.height,
+            output_format=request.output_format,
+            size=resolved.provider_size,
+            aspect_ratio=resolved.aspect_ratio,
+            resolution=resolved.resolution,
+            seed=seed,
+            references=refs,
+            mask=mask,
+            output_compression=request.output_compression,
+            moderation=request.moderation,
+            **options,
+        )
+        return provider.generate(call)
+
+    counts = _calls(request.n, resolved.spec.max_per_call)
+    starts = [sum(counts[:i]) for i in range(len(counts))]
+    results: list[ProviderResult | ImagemintError] = []
+    if len(counts) == 1:
+        results.append(one(counts[0], 0))
+    else:
+        with ThreadPoolExecutor(max_workers=min(4, len(counts))) as pool:
+            futures = [pool.submit(one, k, s) for k, s in zip(counts, starts, strict=True)]
+            for f in futures:
+                try:
+                    results.append(f.result())
+                except ImagemintError as exc:
+                    results.append(exc)
+    ok = [r for r in results if isinstance(r, ProviderResult)]
+    failed = [r for r in results if isinstance(r, ImagemintError)]
+    if not ok:
+        raise failed[0]
+    if failed:
+        missing = sum(k for k, r in zip(counts, results, strict=True) if isinstance(r, ImagemintError))
+        warnings.append(f"{missing} of {request.n} images could not be generated: {failed[0].message}")
+
+    stored: list[StoredImage] = []
+    usage = Usage()
+    meta: dict[str, Any] = {}
+    for r in ok:
+        warnings.extend(w for w in r.warnings if w not in warnings)
+        usage.prompt_tokens += r.prompt_tokens
+        usage.completion_tokens += r.completion_tokens
+        meta.update(r.metadata)
+        for img in r.images:
+            i = len(stored)
+            ext = EXTENSIONS.get(img.media_type, "bin")
+            key = f"images/{job_id}/{i}.{ext}"
+            deps.images.put(key, img.data, img.media_type, {"job-id": job_id})
+            stored.append(
+                StoredImage(
+                    key=key,
+                    media_type=img.media_type,
+                    width=img.width,
+                    height=img.height,
+                    bytes=len(img.data),
+                    sha256=sha256_hex(img.data),
+                    revised_prompt=img.revised_prompt,
+                )
+            )
+    if not stored:
+        from imagemint.errors import ProviderError
+
+        raise ProviderError("The provider returned no image")
+    usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
+    usage.images = len(stored)
+    logger.info("generated", extra={"job_id": job_id, "images": len(stored), "model": resolved.spec.name})
+    return GenerationResult(
+        job_id=job_id,
+        images=stored,
+        model=resolved.spec.name,
+        requested_model=request.model,
+        provider=str(meta.get("provider", provider.name)),
+        size=f"{stored[0].width}x{stored[0].height}",
+        usage=usage,
+        warnings=warnings,
+        cost_usd=round(resolved.price_per_image * len(stored), 6),
+        provider_metadata=meta,
+    )
+
+
+def _ingested(deps: Deps, job_id: str, request: GenerationRequest) -> GenerationResult:
+    """An image dropped into ``ingest/``: checked and kept like a generated one (no provider runs)."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    from imagemint.errors import InputRefused
+
+    source = str(request.extra["source_key"])
+    data = deps.images.get(source)
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            fmt = (img.format or "").lower()
+            width, height = img.size
+    except (UnidentifiedImageError, OSError):
+        raise InputRefused(f"{source} is not a PNG, JPEG or WebP image", param="object") from None
+    media_type = MEDIA_TYPES.get(fmt)
+    if media_type is None:
+        raise InputRefused(
+            f"{source} is a {fmt or 'unknown'} image; PNG, JPEG or WebP expected", param="object"
+        )
+    key = f"images/{job_id}/0.{EXTENSIONS[media_type]}"
+    deps.images.put(key, data, media_type, {"job-id": job_id})
+    image = StoredImage(
+        key=key, media_type=media_type, width=width, height=height, bytes=len(data), sha256=sha256_hex(data)
+    )
+    return GenerationResult(
+        job_id=job_id,
+        images=[image],
+        model="upload",
+        requested_model="upload",
+        provider="upload",
+        size=f"{width}x{height}",
+        usage=Usage(images=1),
+    )
+
+
+def record(deps: Deps, job_id: str, result: dict[str, Any]) -> dict[str, Any]:
+    res = GenerationResult.model_validate(result)
+    deps.jobs.update(job_id, status="SUCCEEDED", result=res.model_dump(exclude_none=True))
+    credits.settle(deps, job_id, delivered=len(res.images))  # last: a retry of this step re-runs it once
+    return res.model_dump(exclude_none=True)
+
+
+def record_failure(deps: Deps, job_id: str, error: dict[str, Any] | None) -> dict[str, Any]:
+    err = error_from_step(error)
+    deps.jobs.update(job_id, status="FAILED", error=err)
+    logger.warning("job failed", extra={"job_id": job_id, "code": err.get("code")})
+    credits.refund_failed(deps, job_id)  # once, even when this step runs twice
+    return {"job_id": job_id, "error": err}
+
+
+def _failure_note(error: dict[str, Any] | None, what: str) -> str:
+    err = error_from_step(error)
+    return f"{what} failed: {err.get('message')}"
+
+
+RESUME_NOTE = "; the image is kept and the job can be resumed (POST /api/jobs/{id}/resume)"
+
+
+def record_state(deps: Deps, state: dict[str, Any]) -> dict[str, Any]:
+    """The Record step after provenance: keep exactly what succeeded, say what failed."""
+    job_id = state["job_id"]
+    request = state.get("request") or {}
+    res = GenerationResult.model_validate(state["result"])
+    # A resumed job carries its earlier record: its old provenance note is replaced by this run's.
+    warnings = [w for w in res.warnings if not w.endswith(RESUME_NOTE)]
+    missing: list[str] = []
+    archives = state.get("archives")
+    if request.get("archive"):
+        if archives:
+            res.archive = archives
+        else:
+            missing.append("archive")
+        if state.get("metadata"):
+            res.metadata_archive = state["metadata"]
+        elif archives:
+            missing.append("metadata")
+    if request.get("mint"):
+        if state.get("moment"):
+            res.moment = state["moment"]
+        else:
+            missing.append("mint")
+    failure = state.get("provenance_error")
+    if missing:
+        stage = missing[0]
+        warnings.append(
+            _failure_note(
+                failure,
+                {
+                    "archive": "Arweave storage",
+                    "metadata": "Arweave metadata storage",
+                    "mint": "Minting the moment",
+                }[stage],
+            )
+            + RESUME_NOTE
+        )
+    res.warnings = warnings
+    status = "PARTIAL" if missing else "SUCCEEDED"
+    extra: dict[str, Any] = {"resume_from": None, "provenance_error": None}
+    if missing:
+        extra["resume_from"] = missing[0]
+        extra["provenance_error"] = error_from_step(failure)
+    deps.jobs.update(job_id, status=status, result=res.model_dump(exclude_none=True), **extra)
+    credits.settle(deps, job_id, delivered=len(res.images))  # last: a retry of this step re-runs it once
+    return res.model_dump(exclude_none=True)

@@ -1,0 +1,260 @@
+"""The one place that builds every port and client of a process.
+
+Everything is built lazily from :mod:`imagemint.settings` on first use and
+cached for the life of the process (a warm Lambda reuses it). Tests and the
+local runtime replace any part with :func:`override` and undo it all with
+:func:`reset`; nothing else in the package builds a client, a store, a
+provider or a minter.
+
+* :func:`get_deps` — job, account and image stores, pipeline, rate-limit store
+  and the Idempotency-Key persistence (the :class:`Deps` bundle).
+* :func:`provider_for` — the image provider that runs a registry model (the
+  OpenAI or fal adapter when its key is configured; the offline provider only
+  when no key parameter is configured at all).
+* :func:`archive_store` and :func:`minter` — the provenance adapters of
+  ``archive_mode`` / ``chain_mode``. The embedded modes (``embedded``) exist
+  only in a process that overrides them (the local runtime); a deployed stack
+  offers ``arweave`` / ``rpc`` / ``off``.
+
+Adapters are imported inside the builders, so a function imports only the SDKs
+its own path uses (API functions never import openai, web3 or arweave).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from imagemint.errors import InternalError
+from imagemint.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from imagemint.api.ratelimit import LimitStore
+    from imagemint.domain.ports import (
+        AccountStore,
+        ImageProvider,
+        ImageStore,
+        JobStore,
+        MomentMinter,
+        Pipeline,
+    )
+    from imagemint.domain.registry import ModelSpec
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    jobs: JobStore
+    accounts: AccountStore
+    images: ImageStore
+    pipeline: Pipeline | None = None
+    # Rate-limit counters (imagemint.api.ratelimit) and the Idempotency-Key persistence layer
+    # (imagemint.api.idempotency); None -> that feature is off (unit tests that do not set them).
+    limits: LimitStore | None = None
+    idempotency: Any | None = None
+
+
+_lock = threading.RLock()
+_built: dict[str, Any] = {}
+_overrides: dict[str, Any] = {}
+
+
+def override(**parts: Any) -> None:
+    """Use the given parts instead of building them, until :func:`reset`.
+
+    Names: ``deps`` (a :class:`Deps`), ``archive_store``, ``minter``,
+    ``provider_<name>`` (``provider_openai``, ``provider_fal``: every model of that
+    provider runs on it), and the builders of the embedded modes,
+    ``embedded_archive_store(deps)`` and ``embedded_minter(settings)`` (the local
+    runtime's, from ``imagemint_dev.embedded``); a value of None removes that override.
+    """
+    with _lock:
+        for name, value in parts.items():
+            if value is None:
+                _overrides.pop(name, None)
+            else:
+                _overrides[name] = value
+
+
+def reset(*names: str) -> None:
+    """Forget every override and everything built, and undo what building changed in the process.
+
+    With ``names`` (``"archive_store"``, ``"minter"``, ...), only those parts. The
+    embedded-mode builders stay: they say what this process can offer (the
+    local runtime's), not what a test chose.
+    """
+    with _lock:
+        built_fal = "provider_fal" in _built and (not names or "provider_fal" in names)
+        for name in [n for n in _built if not names or n in names]:
+            del _built[name]
+        for name in [n for n in _overrides if (not names or n in names) and not n.startswith("embedded_")]:
+            del _overrides[name]
+    if built_fal:  # the fal adapter pointed fal-client's process-wide queue URL
+        from imagemint.adapters.providers.fal_provider import set_queue_url
+
+        set_queue_url(None)
+
+
+def _get(name: str, build: Any) -> Any:
+    with _lock:
+        if name in _overrides:
+            return _overrides[name]
+        if name not in _built:
+            _built[name] = build()
+        return _built[name]
+
+
+# ---------------------------------------------------------------- stores and pipeline
+
+
+def get_deps() -> Deps:
+    return _get("deps", _build_deps)
+
+
+def set_deps(deps: Deps) -> None:
+    """Shorthand for ``override(deps=deps)``."""
+    override(deps=deps)
+
+
+def reset_deps() -> None:
+    """Forget the stores (and their override) only; settings are re-read on the next build."""
+    with _lock:
+        _overrides.pop("deps", None)
+        _built.pop("deps", None)
+
+
+def _build_deps() -> Deps:
+    from imagemint.adapters.aws import (
+        DynamoAccountStore,
+        DynamoJobStore,
+        S3ImageStore,
+        StepFunctionsPipeline,
+        client,
+    )
+    from imagemint.api.ratelimit import DynamoLimitStore
+
+    s = get_settings()
+    ddb: Any = client("dynamodb", s.region)
+    pipeline = (
+        StepFunctionsPipeline(client("stepfunctions", s.region), s.state_machine_arn)
+        if s.state_machine_arn
+        else None
+    )
+    return Deps(
+        settings=s,
+        jobs=DynamoJobStore(ddb, s.jobs_table),
+        accounts=DynamoAccountStore(ddb, s.accounts_table),
+        images=S3ImageStore(client("s3", s.region), s.bucket),
+        pipeline=pipeline,
+        limits=DynamoLimitStore(ddb, s.accounts_table),
+    )
+
+
+# ---------------------------------------------------------------- providers
+
+
+def register_provider(name: str, provider: ImageProvider | None) -> None:
+    """Run every model of provider ``name`` ("openai", "fal") on ``provider``; None removes it."""
+    override(**{f"provider_{name}": provider})
+
+
+def _secret(value: Any, param: str) -> str | None:
+    if value is not None:
+        return value.get_secret_value()
+    if param:
+        from aws_lambda_powertools.utilities import parameters
+
+        try:
+            if param.startswith("secret:"):
+                return str(parameters.get_secret(param.removeprefix("secret:"), max_age=300))
+            return str(parameters.get_parameter(param, decrypt=True, max_age=300))
+        except parameters.exceptions.GetParameterError:
+            # Not configured: the model runs offline and every response says so.
+            from imagemint.observability import logger
+
+            logger.warning("provider key parameter not found", extra={"parameter": param})
+            return None
+    return None
+
+
+def provider_for(spec: ModelSpec, settings: Settings) -> tuple[ImageProvider, list[str]]:
+    """The provider that runs ``spec``, and warnings to pass on to the client."""
+    name = f"provider_{spec.provider}"
+    with _lock:
+        if name in _overrides:
+            return _overrides[name], []
+    if spec.provider == "openai":
+        key = _secret(settings.openai_api_key, settings.openai_api_key_param)
+        if key:
+            from imagemint.adapters.providers.openai_provider import OpenAIProvider
+
+            return _get(name, lambda: OpenAIProvider.from_settings(settings, api_key=key)), []
+    elif spec.provider == "fal":
+        key = _secret(settings.fal_key, settings.fal_key_param)
+        if key:
+            from imagemint.adapters.providers.fal_provider import FalProvider
+
+            return _get(name, lambda: FalProvider.from_settings(settings, key=key)), []
+    from imagemint.adapters.providers.local import LocalProvider
+
+    warning = (
+        f"No {spec.provider} key is configured: model '{spec.name}' ran on the offline 'local' provider."
+    )
+    return _get("provider_local", LocalProvider), [warning]
+
+
+# ---------------------------------------------------------------- provenance
+
+
+def _wallet(settings: Settings) -> dict[str, Any]:
+    from imagemint.adapters.arweave.wallet import load_wallet, load_wallet_from_parameter
+
+    if settings.arweave_wallet_param:
+        return load_wallet_from_parameter(settings.arweave_wallet_param)
+    if settings.arweave_wallet_file:
+        return load_wallet(settings.arweave_wallet_file)
+    raise InternalError("No Arweave wallet configured (IMAGEMINT_ARWEAVE_WALLET_PARAM)")
+
+
+def _embedded(name: str, mode_var: str) -> Any:
+    builder = _overrides.get(f"embedded_{name}")
+    if builder is None:
+        raise InternalError(
+            f"{mode_var}=embedded is provided by the local runtime only (imagemint serve); "
+            "a deployed stack uses arweave / rpc or off"
+        )
+    return builder
+
+
+def archive_store(deps: Deps | None = None) -> Any:
+    """The Arweave store of ``archive_mode`` (an :class:`~imagemint.adapters.arweave.store.ArchiveStore`)."""
+    deps = deps or get_deps()
+
+    def build() -> Any:
+        s = deps.settings
+        if s.archive_mode == "off":
+            raise InternalError("Archiving is off in this deployment")
+        if s.archive_mode == "embedded":
+            return _embedded("archive_store", "IMAGEMINT_ARCHIVE_MODE")(deps)
+        from imagemint.adapters.arweave.gateway_store import GatewayArchiveStore
+
+        return GatewayArchiveStore(_wallet(s), s.arweave_gateway_url)
+
+    return _get("archive_store", build)
+
+
+def minter(settings: Settings | None = None) -> MomentMinter:
+    """The minter of ``chain_mode``."""
+    s = settings or get_settings()
+
+    def build() -> MomentMinter:
+        if s.chain_mode == "off":
+            raise InternalError("Minting is off in this deployment")
+        if s.chain_mode == "embedded":
+            return _embedded("minter", "IMAGEMINT_CHAIN_MODE")(s)
+        from imagemint.adapters.chain.zora import from_settings
+
+        return from_settings(s)
+
+    return _get("minter", build)
