@@ -25,6 +25,7 @@ RUNTIME = "python3.12"
 HTTP_METHODS = {"get", "post", "put", "delete", "patch", "head", "options"}
 PSEUDO = {
     "AWS::StackName",
+    "AWS::StackId",
     "AWS::Region",
     "AWS::AccountId",
     "AWS::URLSuffix",
@@ -323,3 +324,53 @@ def test_translated_api_has_one_route_per_template_route(template, translated):
     assert len([p for p in permissions if p["Properties"]["Principal"] == "apigateway.amazonaws.com"]) == len(
         routes
     )
+
+
+# --------------------------------------------------------------------------- fit for any account and stack
+
+
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def _evaluate(value: Any, stack_id: str) -> Any:
+    """An intrinsic expression of pseudo parameters only, evaluated for one stack id."""
+    from imagemint_dev.local.template import Resolver
+
+    stack_name = stack_id.split("/")[1]
+    pseudo = {"AWS::StackId": stack_id, "AWS::StackName": stack_name, "AWS::AccountId": "123456789012"}
+    return Resolver({}, {}, {**pseudo, "AWS::Region": "ap-southeast-2"}).resolve(value)
+
+
+@pytest.mark.parametrize(
+    "stack_name",
+    ["imagemint", "Imagemint-Prod", "a" * 128, "my-label-imagemint-production-eu-west-1-blue-green"],
+)
+def test_the_bucket_name_is_valid_for_any_stack_name(template, stack_name):
+    stack_id = (
+        f"arn:aws:cloudformation:ap-southeast-2:123456789012:stack/{stack_name}/"
+        "8e1c2b90-1a2b-11ef-9c3d-0a1b2c3d4e5f"
+    )
+    bucket = template.resources["ImagesBucket"]["Properties"]["BucketName"]
+    name = _evaluate(bucket, stack_id)
+    assert _BUCKET_NAME.fullmatch(name) and ".." not in name, name
+    # Functions are told the same name (a Ref would be circular: the bucket notifies IngestFunction).
+    env = template.raw["Globals"]["Function"]["Environment"]["Variables"]["IMAGEMINT_BUCKET"]
+    assert _evaluate(env, stack_id) == name
+
+
+def test_named_resources_are_unique_per_stack(template, translated):
+    schedules = [r for r in translated["Resources"].values() if r["Type"] == "AWS::Scheduler::Schedule"]
+    assert schedules
+    one = "arn:aws:cloudformation:us-east-1:123456789012:stack/imagemint/11111111-1111-1111-1111-111111111111"
+    two = "arn:aws:cloudformation:us-east-1:123456789012:stack/imagemint/22222222-2222-2222-2222-222222222222"
+    for schedule in schedules:
+        name = schedule["Properties"].get("Name")
+        assert name is not None, "SAM's default schedule name is the same in every stack"
+        a, b = _evaluate(name, one), _evaluate(name, two)
+        assert a != b and len(a) <= 64, (a, b)
+
+
+def test_retained_data_does_not_block_a_retry_after_a_failed_create(template):
+    for name, res in template.resources.items():
+        if res.get("DeletionPolicy", "").startswith("Retain"):
+            assert res["DeletionPolicy"] == "RetainExceptOnCreate", name

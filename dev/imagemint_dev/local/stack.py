@@ -21,6 +21,7 @@ from imagemint_dev.local.template import FunctionDef, Resolver, Route, Template
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 STACK = "imagemint-local"
+STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{STACK}/0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
 
 
 def free_port() -> int:
@@ -180,6 +181,7 @@ class LocalStack:
             "AWS::Region": REGION,
             "AWS::AccountId": ACCOUNT,
             "AWS::StackName": STACK,
+            "AWS::StackId": STACK_ID,
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::Partition": "aws",
         }

@@ -202,6 +202,10 @@ class Resolver:
                 )
             if k == "Fn::Join":
                 return str(v[0]).join(str(self.resolve(x)) for x in v[1])
+            if k == "Fn::Split":
+                return str(self.resolve(v[1])).split(str(v[0]))
+            if k == "Fn::Select":
+                return self.resolve(v[1])[int(self.resolve(v[0]))]
         if isinstance(value, dict):
             return {k: self.resolve(v) for k, v in value.items()}
         if isinstance(value, list):
