@@ -237,6 +237,8 @@ class LocalStack:
                 # gateway route, and an in-process EVM with the Zora contracts.
                 "IMAGEMINT_ARCHIVE_MODE": "embedded",
                 "IMAGEMINT_CHAIN_MODE": "embedded",
+                # Locally a model without a key runs on the offline provider (deployed: live, fail closed).
+                "IMAGEMINT_PROVIDER_MODE": "auto",
                 "IMAGEMINT_ARWEAVE_GATEWAY_URL": self.public_base_url,
                 "IMAGEMINT_PUBLIC_BASE_URL": self.public_base_url,
                 "POWERTOOLS_TRACE_DISABLED": "true",

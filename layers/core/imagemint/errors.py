@@ -22,6 +22,7 @@ Tree::
     ├── ModerationBlocked (400)         the provider refused the prompt or image
     ├── ProviderError (502)             the provider failed or answered nothing usable
     ├── ProviderTimeout (504)
+    ├── ProviderUnavailable (503)       a provider's key cannot be read (``param`` names the parameter)
     ├── ArchiveError (502)              ``archive_failed``: storing on Arweave failed (``details.reason``)
     ├── MintError (502)                 ``mint_failed``: minting the moment failed (``details.reason``)
     ├── WebhookFailed (502)             ``webhook_failed``: the receiver did not take the event
@@ -130,6 +131,13 @@ class ProviderTimeout(ImagemintError):
     status = 504
 
 
+class ProviderUnavailable(ImagemintError):
+    """The provider cannot be used by this deployment now (its key parameter is missing or unreadable)."""
+
+    code = "provider_unavailable"
+    status = 503
+
+
 class InternalError(ImagemintError):
     code = "internal_error"
     status = 500
@@ -202,6 +210,7 @@ BY_CODE: dict[str, type[ImagemintError]] = {
         RateLimited,
         ProviderError,
         ProviderTimeout,
+        ProviderUnavailable,
         ArchiveError,
         MintError,
         WebhookFailed,

@@ -56,6 +56,10 @@ class Settings(BaseModel):
     rate_limit_concurrency: int = Field(default=4, ge=1)
 
     # Providers. No key configured -> every model runs on the offline provider.
+    # live: a model runs on its provider or fails (503, nothing charged) when the key cannot be read;
+    # offline: every model runs on the offline provider (chosen explicitly); auto (local development):
+    # offline only for a provider whose key is configured nowhere.
+    provider_mode: Literal["auto", "live", "offline"] = "auto"
     openai_api_key: SecretStr | None = None
     openai_api_key_param: str = ""
     openai_base_url: str | None = None

@@ -8,9 +8,10 @@ provider or a minter.
 
 * :func:`get_deps` — job, account and image stores, pipeline, rate-limit store
   and the Idempotency-Key persistence (the :class:`Deps` bundle).
-* :func:`provider_for` — the image provider that runs a registry model (the
-  OpenAI or fal adapter when its key is configured; the offline provider only
-  when no key parameter is configured at all).
+* :func:`provider_for` — the image provider that runs a registry model, by
+  ``provider_mode``: ``live`` (deployed: the OpenAI or fal adapter, or
+  :class:`~imagemint.errors.ProviderUnavailable` when its key cannot be read),
+  ``offline`` (chosen explicitly), ``auto`` (local: offline where no key is set).
 * :func:`archive_store` and :func:`minter` — the provenance adapters of
   ``archive_mode`` / ``chain_mode``. The embedded modes (``embedded``) exist
   only in a process that overrides them (the local runtime); a deployed stack
@@ -26,7 +27,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from imagemint.errors import InternalError
+from imagemint.errors import InternalError, ProviderUnavailable
 from imagemint.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -159,23 +160,38 @@ def register_provider(name: str, provider: ImageProvider | None) -> None:
     override(**{f"provider_{name}": provider})
 
 
-def _secret(value: Any, param: str) -> str | None:
+def _secret(value: Any, param: str, mode: str) -> str | None:
+    """The provider key: given directly (local), or read from SSM / Secrets Manager.
+
+    ``live`` fails closed: a parameter that is missing, unreadable (AccessDenied)
+    or throttled is :class:`ProviderUnavailable` naming it, never a silent
+    fallback to the offline provider. ``auto`` (local development) falls back.
+    """
     if value is not None:
         return value.get_secret_value()
-    if param:
-        from aws_lambda_powertools.utilities import parameters
+    if not param:
+        if mode == "live":
+            raise ProviderUnavailable("No key parameter is configured for this provider", param="key")
+        return None
+    from aws_lambda_powertools.utilities import parameters
 
-        try:
-            if param.startswith("secret:"):
-                return str(parameters.get_secret(param.removeprefix("secret:"), max_age=300))
-            return str(parameters.get_parameter(param, decrypt=True, max_age=300))
-        except parameters.exceptions.GetParameterError:
-            # Not configured: the model runs offline and every response says so.
-            from imagemint.observability import logger
+    try:
+        if param.startswith("secret:"):
+            key = str(parameters.get_secret(param.removeprefix("secret:"), max_age=300))
+        else:
+            key = str(parameters.get_parameter(param, decrypt=True, max_age=300))
+    except parameters.exceptions.GetParameterError:
+        from imagemint.observability import logger
 
-            logger.warning("provider key parameter not found", extra={"parameter": param})
-            return None
-    return None
+        logger.warning("provider key parameter cannot be read", extra={"parameter": param})
+        if mode == "live":
+            raise ProviderUnavailable(
+                f"The provider key in parameter {param} cannot be read; nothing was charged", param=param
+            ) from None
+        return None
+    if not key.strip() and mode == "live":
+        raise ProviderUnavailable(f"The provider key in parameter {param} is empty", param=param)
+    return key.strip() or None
 
 
 def provider_for(spec: ModelSpec, settings: Settings) -> tuple[ImageProvider, list[str]]:
@@ -184,23 +200,27 @@ def provider_for(spec: ModelSpec, settings: Settings) -> tuple[ImageProvider, li
     with _lock:
         if name in _overrides:
             return _overrides[name], []
-    if spec.provider == "openai":
-        key = _secret(settings.openai_api_key, settings.openai_api_key_param)
+    mode = settings.provider_mode
+    if spec.provider == "openai" and mode != "offline":
+        key = _secret(settings.openai_api_key, settings.openai_api_key_param, mode)
         if key:
             from imagemint.adapters.providers.openai_provider import OpenAIProvider
 
             return _get(name, lambda: OpenAIProvider.from_settings(settings, api_key=key)), []
-    elif spec.provider == "fal":
-        key = _secret(settings.fal_key, settings.fal_key_param)
+    elif spec.provider == "fal" and mode != "offline":
+        key = _secret(settings.fal_key, settings.fal_key_param, mode)
         if key:
             from imagemint.adapters.providers.fal_provider import FalProvider
 
             return _get(name, lambda: FalProvider.from_settings(settings, key=key)), []
     from imagemint.adapters.providers.local import LocalProvider
 
-    warning = (
-        f"No {spec.provider} key is configured: model '{spec.name}' ran on the offline 'local' provider."
-    )
+    if mode == "offline":
+        warning = f"This deployment runs offline: model '{spec.name}' ran on the offline 'local' provider."
+    else:
+        warning = (
+            f"No {spec.provider} key is configured: model '{spec.name}' ran on the offline 'local' provider."
+        )
     return _get("provider_local", LocalProvider), [warning]
 
 
