@@ -374,3 +374,10 @@ def test_retained_data_does_not_block_a_retry_after_a_failed_create(template):
     for name, res in template.resources.items():
         if res.get("DeletionPolicy", "").startswith("Retain"):
             assert res["DeletionPolicy"] == "RetainExceptOnCreate", name
+
+
+def test_samconfig_sets_every_parameter_to_the_templates_default(template):
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text(encoding="utf-8"))
+    overrides = config["default"]["deploy"]["parameters"]["parameter_overrides"]
+    given = dict(item.split("=", 1) for item in overrides)
+    assert given == template.parameter_defaults()
