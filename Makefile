@@ -8,15 +8,24 @@ SAMVENV := .venv-sam
 PY := $(VENV)/bin/python
 PEERS := tests/peers
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+SERVESTAMP := $(VENV)/.serve-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 SAMSTAMP := $(SAMVENV)/.installed-1.170.0
 NPMSTAMP := $(PEERS)/node_modules/.installed-$(shell cat $(PEERS)/package-lock.json | sha1sum | cut -c1-12)
+CLIENTS := tests/clients
+CLIENTSTAMP := $(CLIENTS)/node_modules/.installed-$(shell cat $(CLIENTS)/package-lock.json | sha1sum | cut -c1-12)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: setup serve test lint template-check unit integration bench build deploy clean
+.PHONY: setup serve test lint template-check unit integration bench build sizes deploy clean
 
-$(STAMP): pyproject.toml
+# What serving needs: the project and its runtime dependencies (no dev tools, no npm, no sam).
+# --no-compile: Python compiles only the modules a run imports, not all 120 packages up front.
+$(SERVESTAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q --no-compile -e .
+	rm -f $(VENV)/.serve-* && touch $@
+
+$(STAMP): $(SERVESTAMP)
 	$(PY) -m pip install -q -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
@@ -30,14 +39,20 @@ $(NPMSTAMP): $(PEERS)/package.json $(PEERS)/package-lock.json
 	cd $(PEERS) && npm install --no-audit --no-fund --loglevel=error
 	rm -f $(PEERS)/node_modules/.installed-* && touch $@
 
-setup: $(STAMP) $(SAMSTAMP) $(NPMSTAMP)
+$(CLIENTSTAMP): $(CLIENTS)/package.json $(CLIENTS)/package-lock.json
+	cd $(CLIENTS) && npm ci --no-audit --no-fund --loglevel=error
+	rm -f $(CLIENTS)/node_modules/.installed-* && touch $@
 
-serve: $(STAMP) $(NPMSTAMP)
+setup: $(STAMP) $(SAMSTAMP) $(NPMSTAMP) $(CLIENTSTAMP)
+
+# The embedded chain's Zora artifacts ship in the dev package: serving needs no npm tree.
+serve: $(SERVESTAMP)
 	$(VENV)/bin/imagemint serve --host 127.0.0.1 --port $${PORT:-3000}
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) -m imagemint_dev.importlint --no-cache  # lint-imports over all three layer folders
 
 template-check: $(STAMP) $(SAMSTAMP)
 	$(VENV)/bin/cfn-lint template.yaml
@@ -58,8 +73,13 @@ bench: setup
 build: $(SAMSTAMP)
 	$(SAMVENV)/bin/sam build
 
+# sam build, then each function's unzipped total (code + layers) and each layer's zip against Lambda's
+# limits (250 MB, 45 MB), .pyc for python3.12 in every layer, no second boto3.
+sizes: $(STAMP) $(SAMSTAMP)
+	$(PY) tests/bench/layer_sizes.py --sam $(SAMVENV)/bin/sam
+
 deploy: build
 	$(SAMVENV)/bin/sam deploy --guided
 
 clean:
-	rm -rf $(VENV) $(SAMVENV) .aws-sam $(PEERS)/node_modules .imagemint
+	rm -rf $(VENV) $(SAMVENV) .aws-sam $(PEERS)/node_modules $(CLIENTS)/node_modules .imagemint

@@ -2,6 +2,7 @@
 
     imagemint serve [--host 127.0.0.1] [--port 3000] [--state-dir DIR] [--no-demo]
     imagemint generate "PROMPT" [--out DIR] [--model M] [--n N] [--size WxH]
+    imagemint models [--json]
     imagemint accounts create --name N [--credits C] [--plan P] [--wallet 0x..]
     imagemint accounts show ACCOUNT_ID [--ledger N]
     imagemint accounts credit ACCOUNT_ID --amount N [--note TEXT]
@@ -90,19 +91,45 @@ def _demo(base_url: str, account_id: str, state_dir: Path) -> None:
         _err(f"demo: warning: {w}")
 
 
+_DEMO_HINT = (
+    "set OPENAI_API_KEY to a valid key, or unset it to generate offline "
+    "(IMAGEMINT_DEFAULT_MODEL picks the model; --no-demo skips this)"
+)
+
+
+def _demo_failure(exc: Exception) -> str:
+    """One line: what the demo request answered (the API's own error message when there is one)."""
+    if isinstance(exc, urllib.error.HTTPError):
+        try:
+            body = json.loads(exc.read() or b"{}")
+        except (ValueError, OSError):
+            body = {}
+        message = body.get("error") if isinstance(body, dict) else None
+        if isinstance(message, dict):
+            message = message.get("message")
+        return f"HTTP {exc.code}: {message or exc.reason}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from imagemint_dev.local.runtime import start
 
     _err("imagemint: starting the local runtime (moto + in-process functions) ...")
-    rt = start(host=args.host, port=args.port, state_dir=Path(args.state_dir) if args.state_dir else None)
+    state_dir = Path(args.state_dir) if args.state_dir else None
+    # One line per request and our warnings here; everything else to <state dir>/debug.log.
+    rt = start(host=args.host, port=args.port, state_dir=state_dir, console=sys.stderr)
     info = rt.account
     _err(f"imagemint: ready in {rt.started_in_s:.2f} s")
     print(f"base_url:   {rt.base_url}", flush=True)
     print(f"account_id: {info['account_id']}", flush=True)
     print(f"api_key:    {info['api_key']}", flush=True)
     print(f"written to  {rt.stack.state_dir / 'dev-account.json'}", flush=True)
+    print(f"debug log:  {rt.debug_log}", flush=True)
     if not args.no_demo:
-        _demo(rt.base_url, info["account_id"], rt.stack.state_dir)
+        try:
+            _demo(rt.base_url, info["account_id"], rt.stack.state_dir)
+        except Exception as exc:  # noqa: BLE001 - a failed demo never takes the server down
+            _err(f"demo: failed ({_demo_failure(exc)}); {_DEMO_HINT}. Still serving.")
     print(f"try: curl -s '{rt.base_url}/api/content/templates'", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -113,11 +140,68 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _default_model() -> str:
+    from imagemint.settings import DEFAULT_MODEL
+
+    return os.environ.get("IMAGEMINT_DEFAULT_MODEL") or DEFAULT_MODEL
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """The models a request may name (what ``GET /v1/models`` lists), as a table or as that JSON."""
+    from imagemint.domain.registry import catalogue
+
+    entries = catalogue(default_model=_default_model())
+    if args.json:
+        print(json.dumps({"object": "list", "data": entries}, indent=2))
+        return 0
+    rows = [
+        (
+            "model",
+            "status",
+            "shutdown",
+            "runs as",
+            "sizes / ratios",
+            "qualities",
+            "formats",
+            "n",
+            "edits",
+            "usd/image",
+        )
+    ]
+    for e in entries:
+        caps: dict[str, Any] = e["capabilities"]  # type: ignore[assignment]
+        geometry = ",".join(caps.get("sizes") or caps.get("aspect_ratios") or [])
+        if caps.get("custom_sizes"):
+            geometry += ",WxH"
+        price: dict[str, Any] = e["pricing"]  # type: ignore[assignment]
+        per = price.get("usd_per_image_1024x1024") or price.get("usd_per_image")
+        per_text = "/".join(f"{v:g}" for v in per.values()) if isinstance(per, dict) else f"{per:g}"
+        rows.append(
+            (
+                str(e["id"]),
+                str(e["status"]),
+                str(e["shutdown_date"] or "-"),
+                str(e["runs_as"]),
+                geometry,
+                ",".join(caps.get("qualities") or []) or "-",
+                ",".join(caps.get("output_formats") or []) or "-",
+                str(caps.get("max_n")),
+                "yes" if caps.get("edits") else "no",
+                per_text,
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from imagemint_dev.local.runtime import start
 
+    args.model = args.model or _default_model()
     _err("[1/3] starting the local runtime ...")
-    with start(port=0, state_dir=Path(args.state_dir) if args.state_dir else None) as rt:
+    with start(port=0, state_dir=Path(args.state_dir) if args.state_dir else None, console=sys.stderr) as rt:
         _err(f"[2/3] generating with {args.model} (n={args.n}, size={args.size}) ...")
         t0 = time.perf_counter()
         body = {"model": args.model, "prompt": args.prompt, "n": args.n, "response_format": "b64_json"}
@@ -368,11 +452,17 @@ def parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="generate one image through the local runtime")
     g.add_argument("prompt")
     g.add_argument("--out", default=".")
-    g.add_argument("--model", default="gpt-image-1")
+    g.add_argument(
+        "--model", default=None, help="default: IMAGEMINT_DEFAULT_MODEL, else the built-in default"
+    )
     g.add_argument("--n", type=int, default=1)
     g.add_argument("--size", default=None)
     g.add_argument("--state-dir", default=None)
     g.set_defaults(func=cmd_generate)
+
+    m = sub.add_parser("models", help="the models a request may name (what GET /v1/models lists)")
+    m.add_argument("--json", action="store_true", help="print GET /v1/models' JSON instead of a table")
+    m.set_defaults(func=cmd_models)
 
     a = sub.add_parser("accounts", help="manage accounts")
     asub = a.add_subparsers(dest="accounts_cmd", required=True)

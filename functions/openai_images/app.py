@@ -1,4 +1,5 @@
-"""OpenAI-compatible images: POST /api/images/generations, /v1/images/generations, /v1/images/edits."""
+"""OpenAI-compatible images: POST /api/images/generations, /v1/images/generations, /v1/images/edits;
+GET /v1/models and /v1/models/{model} (the models we serve, with capabilities, prices and lifecycle)."""
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
@@ -18,6 +19,16 @@ def generations():
 @app.post("/v1/images/edits")
 def edits():
     return openai.handle(app.current_event.raw_event, get_deps(), edit=True)
+
+
+@app.get("/v1/models")
+def models():
+    return openai.handle_models(app.current_event.raw_event, get_deps())
+
+
+@app.get("/v1/models/<model>")
+def model(model: str):
+    return openai.handle_models(app.current_event.raw_event, get_deps(), model)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -1,56 +1,209 @@
 """Benchmark: each function's cold import time, and the local runtime's per-request latency.
 
-    python tests/bench/bench.py [--runs 5] [--requests 40]
+    python tests/bench/bench.py [--runs 5] [--requests 40] [--no-latency] [--clock cpu|wall]
 
-Cold import: a fresh interpreter imports the function's handler module (what
-Lambda's init phase does), median of ``--runs``; ``.pyc`` files are present as
-after a warm checkout. Latency: ``imagemint serve``'s in-process runtime, the
-offline provider, sequential requests per dialect, p50/p99 in milliseconds.
-Numbers go to stdout as a table; nothing here asserts a time.
+Cold import, as Lambda's init phase does it: a fresh interpreter whose
+``sys.path`` holds only the function's folder, the layer folders the function
+attaches in ``template.yaml`` and the interpreter's own stdlib and
+site-packages, times ``import app`` (median of ``--runs``; by default the
+process's CPU time, which other work on a shared machine hardly moves; ``--clock
+wall`` for elapsed time). The baseline is
+``import aws_lambda_powertools.event_handler, pydantic`` under the same
+conditions, measured in the same rounds; each function's ratio to it is
+printed, and an API function (one with HttpApi events) over
+:data:`API_RATIO_BUDGET` is flagged.
+
+Two conditions:
+
+* with ``.pyc``: every module has its compiled form (a warm checkout, or the
+  layers as ``sam build`` compiles them);
+* without ``.pyc``: only the runtime's own modules (the stdlib, and boto3 with
+  its dependencies, which the Lambda runtime ships compiled) have one; the
+  function, the layers and the libraries the layers install are compiled from
+  source at import. Each run uses ``-X pycache_prefix`` pointing at a cache
+  that holds the runtime's ``.pyc`` only, and writes nothing (``-B``).
+
+Latency: ``imagemint serve``'s in-process runtime, the offline provider,
+sequential requests per dialect, p50/p99 in milliseconds.
+
+Numbers go to stdout as tables; nothing here asserts a time.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+BASELINE = "baseline"
+# The least an import that defines one pydantic model (deferred) pays: the baseline, pydantic.main,
+# pydantic.fields and pydantic.types (``import pydantic`` alone loads none of them).
+FLOOR = "floor"
+BASELINE_IMPORT = "aws_lambda_powertools.event_handler, pydantic"
+API_RATIO_BUDGET = 1.3
+# What the Lambda python runtime ships compiled besides the stdlib (boto3 and its dependencies).
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
+HEAVY = ("openai", "fal_client", "PIL", "web3", "eth_account", "arweave", "cryptography", "boto3")
 
+# Runs in the fresh interpreter: argv[1] is a JSON list of the folders to put first on sys.path.
+# Only the interpreter's own paths (stdlib, site-packages) stay; the editable install's .pth
+# entries (every layer folder and dev/) go, as they are not on a Lambda's path.
 IMPORT_SNIPPET = """
-import importlib.util, sys, time
-t0 = time.perf_counter()
-spec = importlib.util.spec_from_file_location("app", sys.argv[1])
-mod = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(mod)
-dt = time.perf_counter() - t0
-heavy = sorted(m for m in ("openai", "web3", "fal_client", "arweave", "PIL") if m in sys.modules)
-print(dt, ",".join(heavy))
+import json, sys, time
+prefixes = (sys.prefix, sys.base_prefix)
+sys.path[:] = json.loads(sys.argv[1]) + [p for p in sys.path if p.startswith(prefixes)]
+w0, c0 = time.perf_counter(), time.process_time()
+if sys.argv[2] == "baseline":
+    import aws_lambda_powertools.event_handler, pydantic
+elif sys.argv[2] == "floor":
+    import aws_lambda_powertools.event_handler, pydantic
+    from pydantic import BaseModel, ConfigDict, Field
+    class Floor(BaseModel):
+        model_config = ConfigDict(defer_build=True)
+        x: int = Field(default=0)
+else:
+    import app
+wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+heavy = sorted(m for m in json.loads(sys.argv[3]) if m in sys.modules)
+print(json.dumps({"wall": wall, "cpu": cpu, "heavy": heavy}))
 """
 
 
-def cold_imports(runs: int) -> list[tuple[str, float, str]]:
-    out = []
-    for app in sorted((ROOT / "functions").glob("*/app.py")):
-        times, heavy = [], ""
-        for _ in range(runs):
-            r = subprocess.run(
-                [sys.executable, "-c", IMPORT_SNIPPET, str(app)],
-                capture_output=True,
-                text=True,
-                check=True,
-                cwd=ROOT,
-            )
-            t, _, heavy = r.stdout.strip().partition(" ")
-            times.append(float(t))
-        out.append((app.parent.name, statistics.median(times) * 1000, heavy or "-"))
+@dataclass
+class Target:
+    name: str
+    path: list[str]  # folders first on sys.path: the function's, then its layers'
+    layers: list[str]
+    api: bool
+
+
+def targets() -> list[Target]:
+    """The baseline, then every function of template.yaml with the layer folders it attaches."""
+    from imagemint_dev.local.template import Template
+
+    tpl = Template.load(ROOT / "template.yaml")
+    layer_dirs = tpl.layers()
+    out = [Target(BASELINE, [], [], False), Target(FLOOR, [], [], False)]
+    for fn in sorted(tpl.functions().values(), key=lambda f: f.code_uri.name):
+        api = any(ev.get("Type") == "HttpApi" for ev in fn.events.values())
+        path = [str(fn.code_uri), *(str(layer_dirs[name]) for name in fn.layers)]
+        out.append(Target(fn.code_uri.name, path, list(fn.layers), api))
     return out
+
+
+def run_import(target: Target, flags: list[str]) -> dict:
+    kind = target.name if target.name in (BASELINE, FLOOR) else "app"
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            *flags,
+            "-c",
+            IMPORT_SNIPPET,
+            json.dumps(target.path),
+            kind,
+            json.dumps(HEAVY),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tempfile.gettempdir(),  # -I keeps the cwd off sys.path anyway
+    )
+    if r.returncode != 0:
+        raise SystemExit(f"import of {target.name} failed:\n{r.stderr}")
+    return json.loads(r.stdout)
+
+
+def runtime_only_cache(all_targets: list[Target]) -> Path:
+    """A pycache_prefix holding the .pyc of the runtime's modules only (stdlib, boto3 & co)."""
+    cache = Path(tempfile.mkdtemp(prefix="imagemint-bench-pyc-"))
+    for t in all_targets:  # one import each, writing every .pyc it needs under the prefix
+        run_import(t, ["-X", f"pycache_prefix={cache}"])
+    paths = sysconfig.get_paths()
+    stdlib = [Path(paths[k]).resolve() for k in ("stdlib", "platstdlib")]
+    site = [Path(paths[k]).resolve() for k in ("purelib", "platlib")]
+
+    def runtime_module(pyc: Path) -> bool:
+        src_dir = Path("/") / pyc.parent.relative_to(cache)
+        for s in site:
+            if src_dir.is_relative_to(s):
+                top = (src_dir.relative_to(s).parts or (pyc.name.split(".")[0],))[0]
+                return top in RUNTIME_PACKAGES
+        return any(src_dir.is_relative_to(d) for d in stdlib)
+
+    for pyc in list(cache.rglob("*.pyc")):
+        if not runtime_module(pyc):
+            pyc.unlink()
+    return cache
+
+
+Times = dict[str, dict[str, list[float]]]  # condition -> target -> ms of each round
+
+
+def cold_imports(runs: int, clock: str) -> tuple[list[Target], Times, dict[str, list[str]]]:
+    all_targets = targets()
+    for t in all_targets:  # writes the .pyc of the "with .pyc" condition
+        run_import(t, [])
+    cache = runtime_only_cache(all_targets)
+    conditions = {"pyc": [], "nopyc": ["-B", "-X", f"pycache_prefix={cache}"]}
+    times: Times = {c: {t.name: [] for t in all_targets} for c in conditions}
+    heavy: dict[str, list[str]] = {}
+    try:
+        # Rounds: every target once per round, so the baseline and the functions share the machine's load.
+        for _ in range(runs):
+            for cond, flags in conditions.items():
+                for t in all_targets:
+                    r = run_import(t, flags)
+                    times[cond][t.name].append(r[clock] * 1000)
+                    heavy[t.name] = r["heavy"]
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    return all_targets, times, heavy
+
+
+def print_cold(runs: int, clock: str) -> None:
+    all_targets, times, heavy = cold_imports(runs, clock)
+    med = {c: {n: statistics.median(v) for n, v in by.items()} for c, by in times.items()}
+    base = {c: med[c][BASELINE] for c in med}
+    print(
+        f"cold `import app` ({clock} time, median of {runs} rounds, ms; ratio = to the baseline "
+        f"`import {BASELINE_IMPORT}` in the same conditions; API budget {API_RATIO_BUDGET}x)"
+    )
+    print(f"  {'':<24} {'layers':<16} {'with .pyc':>16}   {'without .pyc':>16}   heavy modules imported")
+    over = []
+    for t in all_targets:
+        cells = []
+        flag = ""
+        for c in ("pyc", "nopyc"):
+            ms = med[c][t.name]
+            ratio = ms / base[c]
+            cells.append(f"{ms:8.1f} {ratio:5.2f}x")
+            if t.api and ratio > API_RATIO_BUDGET:
+                flag = f"  OVER {API_RATIO_BUDGET}x"
+                over.append(f"{t.name} ({c})")
+        layers = "+".join(x.removesuffix("Layer").lower() for x in t.layers)
+        name = t.name + (" (API)" if t.api else "") if t.name != FLOOR else "floor (1 model)"
+        print(
+            f"  {name:<24} {layers:<16} {cells[0]:>16}   {cells[1]:>16}   "
+            f"{','.join(heavy[t.name]) or '-'}{flag}"
+        )
+    print(
+        "  floor: the baseline plus one deferred pydantic model (pydantic.main, .fields, .types), "
+        "the least any import defining a model pays"
+    )
+    if over:
+        print(f"API functions over {API_RATIO_BUDGET}x the baseline: {', '.join(over)}")
+    else:
+        print(f"every API function within {API_RATIO_BUDGET}x the baseline, with and without .pyc")
 
 
 def pct(values: list[float], p: float) -> float:
@@ -126,10 +279,17 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--requests", type=int, default=40)
+    ap.add_argument("--no-latency", action="store_true", help="cold imports only")
+    ap.add_argument(
+        "--clock",
+        choices=("cpu", "wall"),
+        default="cpu",
+        help="cpu: the importing process's CPU time (steady on a shared machine); wall: elapsed time",
+    )
     args = ap.parse_args()
-    print(f"cold import of each handler module (median of {args.runs}, ms; API function budget 300 ms)")
-    for name, ms, heavy in cold_imports(args.runs):
-        print(f"  {name:<20} {ms:7.1f}   heavy modules imported: {heavy}")
+    print_cold(args.runs, args.clock)
+    if args.no_latency:
+        return
     started, rows = latency(args.requests)
     print(f"\nlocal runtime ready in {started:.2f} s")
     print(f"per-request latency, offline provider, 1024x1024 PNG, {args.requests} sequential requests (ms)")

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 IMAGEMINT = str(Path(sys.executable).with_name("imagemint"))
 GENERATIONS = "/v1/images/generations"
-PRICE = 42  # gpt-image-1, 1024x1024, default quality: $0.042 -> 42 credits
+PRICE = 53  # gpt-image-2, 1024x1024, medium: $0.05268 -> 53 credits
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,13 @@ def generate(rt: LocalRuntime, key: str, idem: str | None = None, **body: Any) -
     headers = {"Authorization": f"Bearer {key}"}
     if idem is not None:
         headers["Idempotency-Key"] = idem
-    return http(rt, "POST", GENERATIONS, {"prompt": "a heron", "model": "gpt-image-1", **body}, headers)
+    return http(
+        rt,
+        "POST",
+        GENERATIONS,
+        {"prompt": "a heron", "model": "gpt-image-2", "quality": "medium", **body},
+        headers,
+    )
 
 
 def new_account(deps: Deps, credits: int, **key_limits: int) -> tuple[Account, str]:
@@ -214,7 +220,11 @@ def test_a_failed_job_is_refunded_once_even_when_the_failure_path_runs_again(
     assert status == 502, body
     assert balance(deps, account) == 1000
     (job,) = jobs_of(rt, account)
-    assert job["status"] == "FAILED" and job["credits_charged"] == 84 and job["credits_refunded"] == 84
+    assert (
+        job["status"] == "FAILED"
+        and job["credits_charged"] == 2 * PRICE
+        and job["credits_refunded"] == 2 * PRICE
+    )
     # Step Functions retrying RecordFailure: the record step's Lambda, invoked twice more.
     lam = rt.stack.client("lambda")
     payload = {"action": "failure", "job_id": job["job_id"], "error": {"Error": "ProviderError", "Cause": ""}}
@@ -223,7 +233,7 @@ def test_a_failed_job_is_refunded_once_even_when_the_failure_path_runs_again(
         assert "FunctionError" not in r, r["Payload"].read()
     assert balance(deps, account) == 1000
     entry = deps.accounts.get_ledger(account.account_id, job["job_id"])
-    assert entry is not None and entry.refunded == 84 and entry.refund_reason == "failure"
+    assert entry is not None and entry.refunded == 2 * PRICE and entry.refund_reason == "failure"
     # The store's own condition, without the step's early return: still once.
     assert deps.accounts.refund_job(account.account_id, job["job_id"], 84, reason="failure") is False
     assert balance(deps, account) == 1000
@@ -298,7 +308,7 @@ def test_expired_and_revoked_keys_are_refused_and_never_logged(
     revoked = auth.issue_key(deps.accounts, deps.settings, account.account_id)
     auth.revoke_key(deps.accounts, deps.settings, revoked)
     routes = [
-        ("POST", GENERATIONS, {"prompt": "x", "model": "gpt-image-1"}, "Authorization", "Bearer {}"),
+        ("POST", GENERATIONS, {"prompt": "x", "model": "gpt-image-2"}, "Authorization", "Bearer {}"),
         ("POST", "/action/generate_image", {"prompt": "x"}, "Authorization", "Bearer {}"),
         ("POST", "/api/content/image", {}, "x-api-key", "{}"),
         ("GET", f"/api/image/generate?prompt=x&account_id={account.account_id}", None, "x-api-key", "{}"),

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from arweave_fixtures import arlocal, http_get, mine, mint  # noqa: F401  (arlocal is a fixture)
 
-from imagemint.adapters.arweave.gateway_store import GatewayArchiveStore, _Response
+from imagemint.adapters.arweave.gateway_store import GatewayArchiveStore, GatewayResponse, urllib_transport
 from imagemint.adapters.arweave.store import ArchiveError, ar_uri
 from imagemint.adapters.arweave.tx import TX_ID_RE
 from imagemint.adapters.arweave.wallet import b64url_decode, b64url_encode, generate_wallet, wallet_address
@@ -41,33 +41,40 @@ def make_store(jwk: dict[str, str], url: str, **kw: Any) -> GatewayArchiveStore:
     return GatewayArchiveStore(jwk, url, **opts)
 
 
-def spy(
-    store: GatewayArchiveStore, monkeypatch: pytest.MonkeyPatch, fault: Any = None
-) -> list[tuple[str, str]]:
-    """Record every request of ``store``; ``fault(method, path, n_posts)`` may answer for the gateway."""
-    calls: list[tuple[str, str]] = []
-    real = store._request
+class Spy:
+    """A transport that records every request; ``fault(method, path, n_posts)`` may answer for the gateway."""
 
-    def wrapped(method: str, path: str, body: bytes | None = None) -> _Response:
-        calls.append((method, path))
-        if fault is not None:
-            posts = sum(1 for c in calls if c == ("POST", "/tx"))
-            answer = fault(method, path, posts)
+    def __init__(self, gateway: str, fault: Any = None) -> None:
+        self.gateway = gateway
+        self.fault = fault
+        self.calls: list[tuple[str, str]] = []
+
+    def __call__(
+        self, method: str, url: str, body: bytes | None, headers: Any, timeout: float
+    ) -> GatewayResponse:
+        path = url.removeprefix(self.gateway)
+        self.calls.append((method, path))
+        if self.fault is not None:
+            posts = sum(1 for c in self.calls if c == ("POST", "/tx"))
+            answer = self.fault(method, path, posts)
             if answer is not None:
                 return answer
-        return real(method, path, body)
+        return urllib_transport(method, url, body, headers, timeout)
 
-    monkeypatch.setattr(store, "_request", wrapped)
-    return calls
+
+def spied_store(
+    jwk: dict[str, str], url: str, fault: Any = None, **kw: Any
+) -> tuple[GatewayArchiveStore, list[tuple[str, str]]]:
+    """A store whose every request goes through a :class:`Spy`: the store and the spy's calls."""
+    spy = Spy(url, fault)
+    return make_store(jwk, url, transport=spy, **kw), spy.calls
 
 
 def test_multichunk_png_and_json_round_trip(
     arlocal: str,  # noqa: F811
     funded: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    store = make_store(funded, arlocal)
-    calls = spy(store, monkeypatch)
+    store, calls = spied_store(funded, arlocal)
     tags = [("Content-Type", "image/png"), ("App-Name", "imagemint"), ("Prompt", "eine Brücke ✓ 画像")]
 
     started = time.perf_counter()
@@ -120,17 +127,14 @@ def test_unfunded_wallet_raises_and_nothing_is_stored(arlocal: str, unfunded: di
 def test_a_dropped_tx_is_posted_again(
     arlocal: str,  # noqa: F811
     funded: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    store = make_store(funded, arlocal, confirm_timeout_s=0.3)
-
-    def drop_first(method: str, path: str, posts: int) -> _Response | None:
+    def drop_first(method: str, path: str, posts: int) -> GatewayResponse | None:
         # The gateway says OK to the first post but never keeps the transaction.
         if (method, path) == ("POST", "/tx") and posts == 1:
-            return _Response(200, {}, b"OK")  # type: ignore[arg-type]
+            return GatewayResponse(200, {}, b"OK")
         return None
 
-    calls = spy(store, monkeypatch, drop_first)
+    store, calls = spied_store(funded, arlocal, drop_first, confirm_timeout_s=0.3)
     rec = store.archive(b"kept on the second try", [("Content-Type", "text/plain")])
     assert calls.count(("POST", "/tx")) == 2
     assert store.read(rec.id) == (b"kept on the second try", "text/plain")
@@ -139,16 +143,13 @@ def test_a_dropped_tx_is_posted_again(
 def test_a_tx_dropped_every_time_raises_after_max_attempts(
     arlocal: str,  # noqa: F811
     funded: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    store = make_store(funded, arlocal, confirm_timeout_s=0.2, max_attempts=3)
-
-    def drop_all(method: str, path: str, posts: int) -> _Response | None:
+    def drop_all(method: str, path: str, posts: int) -> GatewayResponse | None:
         if (method, path) == ("POST", "/tx"):
-            return _Response(200, {}, b"OK")  # type: ignore[arg-type]
+            return GatewayResponse(200, {}, b"OK")
         return None
 
-    calls = spy(store, monkeypatch, drop_all)
+    store, calls = spied_store(funded, arlocal, drop_all, confirm_timeout_s=0.2, max_attempts=3)
     started = time.monotonic()
     with pytest.raises(ArchiveError) as info:
         store.archive(b"never kept", [("Content-Type", "text/plain")])
@@ -160,16 +161,13 @@ def test_a_tx_dropped_every_time_raises_after_max_attempts(
 def test_a_failing_chunk_endpoint_is_bounded(
     arlocal: str,  # noqa: F811
     funded: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    store = make_store(funded, arlocal, max_attempts=2)
-
-    def chunks_fail(method: str, path: str, posts: int) -> _Response | None:
+    def chunks_fail(method: str, path: str, posts: int) -> GatewayResponse | None:
         if (method, path) == ("POST", "/chunk"):
-            return _Response(503, {}, b"busy")  # type: ignore[arg-type]
+            return GatewayResponse(503, {}, b"busy")
         return None
 
-    calls = spy(store, monkeypatch, chunks_fail)
+    store, calls = spied_store(funded, arlocal, chunks_fail, max_attempts=2)
     with pytest.raises(ArchiveError) as info:
         store.archive(os.urandom(300 * 1024), [("Content-Type", "application/octet-stream")])
     assert info.value.details["reason"] == "chunk_failed"
@@ -179,16 +177,13 @@ def test_a_failing_chunk_endpoint_is_bounded(
 def test_retryable_post_errors_are_retried(
     arlocal: str,  # noqa: F811
     funded: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    store = make_store(funded, arlocal)
-
-    def busy_once(method: str, path: str, posts: int) -> _Response | None:
+    def busy_once(method: str, path: str, posts: int) -> GatewayResponse | None:
         if (method, path) == ("POST", "/tx") and posts == 1:
-            return _Response(503, {}, b"busy")  # type: ignore[arg-type]
+            return GatewayResponse(503, {}, b"busy")
         return None
 
-    calls = spy(store, monkeypatch, busy_once)
+    store, calls = spied_store(funded, arlocal, busy_once)
     rec = store.archive(b"after a 503", [("Content-Type", "text/plain")])
     assert calls.count(("POST", "/tx")) == 2
     assert store.read(rec.id)[0] == b"after a 503"
@@ -237,18 +232,15 @@ def test_the_library_points_at_the_configured_gateway(arlocal: str, funded: dict
 def test_a_tx_that_shows_up_late_is_not_reported_as_failed(
     arlocal: str,  # noqa: F811
     funded: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    store = make_store(funded, arlocal, confirm_timeout_s=0.2)
-
-    def slow_index(method: str, path: str, posts: int) -> _Response | None:
+    def slow_index(method: str, path: str, posts: int) -> GatewayResponse | None:
         # The first post is stored, but the gateway reports it only after we posted again
         # (ArLocal then refuses the duplicate).
         if method == "GET" and path.endswith("/status") and posts < 2:
-            return _Response(404, {}, b"Not Found")  # type: ignore[arg-type]
+            return GatewayResponse(404, {}, b"Not Found")
         return None
 
-    calls = spy(store, monkeypatch, slow_index)
+    store, calls = spied_store(funded, arlocal, slow_index, confirm_timeout_s=0.2)
     rec = store.archive(b"late but kept", [("Content-Type", "text/plain")])
     assert calls.count(("POST", "/tx")) == 2
     assert store.read(rec.id) == (b"late but kept", "text/plain")
@@ -257,16 +249,13 @@ def test_a_tx_that_shows_up_late_is_not_reported_as_failed(
 def test_a_gateway_busy_on_every_post_gives_up_after_max_attempts(
     arlocal: str,  # noqa: F811
     funded: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    store = make_store(funded, arlocal, max_attempts=3)
-
-    def always_busy(method: str, path: str, posts: int) -> _Response | None:
+    def always_busy(method: str, path: str, posts: int) -> GatewayResponse | None:
         if (method, path) == ("POST", "/tx"):
-            return _Response(503, {}, b"busy")  # type: ignore[arg-type]
+            return GatewayResponse(503, {}, b"busy")
         return None
 
-    calls = spy(store, monkeypatch, always_busy)
+    store, calls = spied_store(funded, arlocal, always_busy, max_attempts=3)
     with pytest.raises(ArchiveError) as info:
         store.archive(b"never posted", [("Content-Type", "text/plain")])
     assert info.value.details["reason"] == "unreachable"

@@ -252,7 +252,7 @@ def test_jobs_of_other_accounts_cannot_be_resumed_or_read(runtime):
 
 def test_the_sweeper_closes_jobs_whose_execution_died(runtime):
     """The real SweeperFunction, invoked through Lambda (moto), reading the sparse open-jobs index."""
-    from imagemint.adapters.aws import client
+    from imagemint.adapters.aws.client import client
     from imagemint.domain import steps
     from imagemint.domain.models import GenerationRequest, Job, new_job_id
     from imagemint.wiring import get_deps

@@ -97,7 +97,7 @@ def _b64(text: str) -> str:
 
 def tokens_with_uri(uri: str) -> list[tuple[str, int]]:
     """(contract, token id) of every SetupNewToken event on the embedded chain whose URI is ``uri``."""
-    from imagemint.adapters.chain.zora import CREATOR_1155_ABI
+    from imagemint.adapters.chain.abi import CREATOR_1155_ABI
     from imagemint_dev.embedded.chain import default_local_chain
 
     w3, _, _ = default_local_chain().start()
@@ -113,7 +113,7 @@ def tokens_with_uri(uri: str) -> list[tuple[str, int]]:
 
 
 def next_token_id(contract: str) -> int:
-    from imagemint.adapters.chain.zora import CREATOR_1155_ABI
+    from imagemint.adapters.chain.abi import CREATOR_1155_ABI
     from imagemint_dev.embedded.chain import default_local_chain
 
     w3, _, _ = default_local_chain().start()
@@ -187,7 +187,7 @@ def test_mint_step_killed_once(rt: LocalRuntime, after: bool) -> None:
 
 def attempts(state: str) -> int:
     """1 + the MaxAttempts of the state's Retry that matches a dead runtime (the ASL's own numbers)."""
-    asl = json.loads((ROOT / "functions" / "statemachine" / "generate.asl.json").read_text())
+    asl = json.loads((ROOT / "statemachine" / "generate.asl.json").read_text())
     states = dict(asl["States"])
     for s in asl["States"].values():
         states.update((s.get("ItemProcessor") or {}).get("States") or {})
@@ -411,7 +411,7 @@ def test_a_journalled_mint_the_node_refuses_stays_pending_until_it_is_settled(zo
 
 
 def _abi() -> list[dict[str, Any]]:
-    from imagemint.adapters.chain.zora import CREATOR_1155_ABI
+    from imagemint.adapters.chain.abi import CREATOR_1155_ABI
 
     return CREATOR_1155_ABI
 

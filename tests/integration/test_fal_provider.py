@@ -1,9 +1,9 @@
-"""FalProvider through the real fal-client SyncClient against the fal queue stub.
+"""FalProvider and its queue client (FalQueue) against the fal queue stub.
 
-Asserts the exact arguments each model gets, the queue protocol (submit, status
-polls, result, downloads, cancel) and that every fault becomes the right
-domain error. The stub is reached through ``set_queue_url`` (see the
-``fal_stub`` fixture).
+Asserts the exact arguments each model gets (the stub refuses what fal's
+current model schemas refuse), the queue protocol (submit, status polls, result,
+downloads, cancel), that every fault becomes the right domain error, and that
+429s are retried in one place within a bounded budget.
 """
 
 from __future__ import annotations
@@ -12,19 +12,20 @@ import base64
 import time
 from typing import Any
 
-import fal_client
 import pytest
 from stubs import make_image
 from stubs.fal_stub import FalStub
 
 from imagemint.adapters.net.fetch import image_dimensions
-from imagemint.adapters.providers import fal_provider as fal_module
 from imagemint.adapters.providers.fal_provider import (
+    DEFAULT_RETRY_BUDGET_S,
+    FAL_QUEUE_URL,
+    FalHTTPError,
     FalProvider,
+    FalQueue,
     HttpDownloader,
     build_arguments,
     result_downloader,
-    set_queue_url,
 )
 from imagemint.domain.ports import InputImage, ProviderCall
 from imagemint.errors import (
@@ -241,7 +242,7 @@ def test_playground_v25_sends_image_size(fal_provider: FalProvider, fal_stub: Fa
         "prompt": "a neon koi pond",
         "num_images": 4,
         "image_size": {"width": 768, "height": 1024},
-        "output_format": "png",
+        "format": "png",  # playground-v25 reads `format`, not `output_format`
     }
     assert len(fal_stub.on("file")) == 4
 
@@ -327,23 +328,70 @@ def test_a_refused_key_names_the_key(fal_provider: FalProvider, fal_stub: FalStu
     assert "stub-key-secret" not in info.value.message
 
 
-def test_rate_limits_become_rate_limited_after_the_sdks_own_retries(
-    fal_provider: FalProvider, fal_stub: FalStub, fal_fast_retries: int
+def _budgeted(client: FalQueue, retry_budget_s: float, timeout_s: float = 10.0) -> FalProvider:
+    return FalProvider(
+        client,
+        timeout_s=timeout_s,
+        retry_budget_s=retry_budget_s,
+        poll_interval_s=0.01,
+        max_poll_interval_s=0.05,
+        downloader=HttpDownloader(allow_http=True, timeout=2.0),
+    )
+
+
+def test_a_429_storm_ends_in_rate_limited_within_the_retry_budget(
+    fal_queue_client: FalQueue, fal_stub: FalStub
 ) -> None:
-    fal_stub.inject("rate_limit", on="submit", times=None, retry_after=9)
+    fal_stub.inject("rate_limit", on="submit", times=None, retry_after=1)
+    start = time.monotonic()
     with pytest.raises(RateLimited) as info:
-        fal_provider.generate(_call())
-    assert info.value.details["retry_after"] == 9
-    assert len(fal_stub.submissions) == fal_fast_retries  # fal-client retried 429 before giving up
+        _budgeted(fal_queue_client, retry_budget_s=2.5).generate(_call())
+    elapsed = time.monotonic() - start
+    # waits of 1 s (fal's Retry-After) at 0 s and 1 s; a third would end past 2.5 s: give up at ~2 s
+    assert len(fal_stub.submissions) == 3
+    assert 1.9 <= elapsed < 2.5
+    assert info.value.details["retry_after"] == 1
+    assert "gave up after 3 attempt(s)" in info.value.message and "retry budget 2.5 s" in info.value.message
 
 
-def test_a_rate_limit_the_sdk_rides_out_is_no_error(
-    fal_provider: FalProvider, fal_stub: FalStub, fal_fast_retries: int
+def test_a_retry_after_longer_than_the_budget_is_handed_to_the_client_at_once(
+    fal_queue_client: FalQueue, fal_stub: FalStub
 ) -> None:
-    fal_stub.inject("rate_limit", on="submit", times=2)
-    result = fal_provider.generate(_call())
+    fal_stub.inject("rate_limit", on="submit", times=None, retry_after=30)
+    start = time.monotonic()
+    with pytest.raises(RateLimited) as info:
+        _budgeted(fal_queue_client, retry_budget_s=DEFAULT_RETRY_BUDGET_S).generate(_call())
+    assert time.monotonic() - start < 0.5
+    assert len(fal_stub.submissions) == 1
+    assert info.value.details["retry_after"] == 30
+
+
+def test_the_retry_budget_never_exceeds_the_time_budget(
+    fal_queue_client: FalQueue, fal_stub: FalStub
+) -> None:
+    fal_stub.inject("rate_limit", on="submit", times=None, retry_after=0.3)
+    start = time.monotonic()
+    with pytest.raises(RateLimited):
+        _budgeted(fal_queue_client, retry_budget_s=60, timeout_s=1.0).generate(_call())
+    assert time.monotonic() - start < 1.0  # a RateLimited, not the deadline's ProviderTimeout
+    assert 3 <= len(fal_stub.submissions) <= 4
+
+
+def test_a_rate_limit_the_adapter_rides_out_is_no_error(
+    fal_queue_client: FalQueue, fal_stub: FalStub
+) -> None:
+    fal_stub.inject("rate_limit", on="submit", times=2, retry_after=0.1)
+    result = _budgeted(fal_queue_client, retry_budget_s=2.0).generate(_call())
     assert len(result.images) == 1
     assert len(fal_stub.submissions) == 3
+
+
+def test_rate_limited_polls_are_ridden_out_like_other_transient_poll_failures(
+    fal_provider: FalProvider, fal_stub: FalStub
+) -> None:
+    fal_stub.inject("rate_limit", on="status", times=2, retry_after=1)
+    assert len(fal_provider.generate(_call()).images) == 1
+    assert len(fal_stub.submissions) == 1
 
 
 @pytest.mark.parametrize(
@@ -407,7 +455,7 @@ def test_status_failing_three_times_in_a_row_gives_up(fal_provider: FalProvider,
         fal_provider.generate(_call())
 
 
-def _quick(client: fal_client.SyncClient, timeout_s: float = 0.5) -> FalProvider:
+def _quick(client: FalQueue, timeout_s: float = 0.5) -> FalProvider:
     return FalProvider(
         client,
         timeout_s=timeout_s,
@@ -418,12 +466,12 @@ def _quick(client: fal_client.SyncClient, timeout_s: float = 0.5) -> FalProvider
 
 
 def test_a_request_that_never_finishes_is_cancelled_at_the_deadline(
-    fal_sync_client: fal_client.SyncClient, fal_stub: FalStub
+    fal_queue_client: FalQueue, fal_stub: FalStub
 ) -> None:
     fal_stub.hold = True
     start = time.monotonic()
     with pytest.raises(ProviderTimeout) as info:
-        _quick(fal_sync_client).generate(_call())
+        _quick(fal_queue_client).generate(_call())
     assert time.monotonic() - start < 1.5
     [cancel] = fal_stub.on("cancel")
     request_id = next(iter(fal_stub.queue))
@@ -434,34 +482,39 @@ def test_a_request_that_never_finishes_is_cancelled_at_the_deadline(
     assert "cancelled" in info.value.message
 
 
-def test_a_submission_that_hangs_ends_at_the_deadline(
-    fal_sync_client: fal_client.SyncClient, fal_stub: FalStub
-) -> None:
+def test_a_submission_that_hangs_ends_at_the_deadline(fal_queue_client: FalQueue, fal_stub: FalStub) -> None:
     fal_stub.inject("delay", on="submit", seconds=1.5)
     start = time.monotonic()
     with pytest.raises(ProviderTimeout):
-        _quick(fal_sync_client, 0.4).generate(_call())
+        _quick(fal_queue_client, 0.4).generate(_call())
     assert time.monotonic() - start < 1.2
 
 
-def test_a_hanging_result_fetch_ends_at_the_deadline(
-    fal_sync_client: fal_client.SyncClient, fal_stub: FalStub
-) -> None:
+def test_a_hanging_result_fetch_ends_at_the_deadline(fal_queue_client: FalQueue, fal_stub: FalStub) -> None:
     fal_stub.inject("delay", on="result", seconds=1.5)
     start = time.monotonic()
     with pytest.raises(ProviderTimeout):
-        _quick(fal_sync_client, 0.5).generate(_call())
+        _quick(fal_queue_client, 0.5).generate(_call())
     assert time.monotonic() - start < 1.2
 
 
-def test_an_unreachable_queue_is_a_provider_error(fal_stub: FalStub, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fal_client.client, "BASE_DELAY", 0.0)
+def test_an_unreachable_queue_is_a_provider_error(fal_stub: FalStub) -> None:
     with FalStub() as gone:
         dead_url = gone.base_url
-    set_queue_url(dead_url)  # the fal_stub fixture restores the queue URL afterwards
-    client = fal_client.SyncClient(key="stub-key-id:stub-key-secret", default_timeout=1.0)
+    client = FalQueue("stub-key-id:stub-key-secret", queue_url=dead_url, timeout=1.0)
+    start = time.monotonic()
     with pytest.raises(ProviderError, match="Could not reach fal"):
-        _quick(client, 1.5).generate(_call())
+        _budgeted(client, retry_budget_s=1.0, timeout_s=1.5).generate(_call())
+    assert time.monotonic() - start < 1.5  # connection refusals are retried within the budget only
+
+
+def test_request_urls_off_the_queue_origin_are_refused(fal_provider: FalProvider, fal_stub: FalStub) -> None:
+    """The key goes to every URL the queue answers: one on another origin is refused, not followed."""
+    elsewhere = "http://127.0.0.2:9/fal-ai/x/requests/1"
+    body = {"request_id": "1", "status_url": elsewhere + "/status", "response_url": elsewhere}
+    fal_stub.inject("http", on="submit", status=200, body={**body, "cancel_url": elsewhere + "/cancel"})
+    with pytest.raises(ProviderError, match="outside the queue"):
+        fal_provider.generate(_call())
 
 
 # --------------------------------------------------------------------------- configuration
@@ -473,11 +526,9 @@ def _settings(**kw: Any) -> Settings:
 
 def test_from_settings_uses_the_key_the_time_budget_and_the_queue_url(fal_stub: FalStub) -> None:
     fal_stub.steps = ()  # completed at the first poll: the default poll interval is not what is tested
-    set_queue_url(None)  # from_settings itself points fal-client at the stub
     provider = FalProvider.from_settings(
         _settings(fal_key="settings-key:secret", provider_timeout_s=2, fal_queue_url=fal_stub.base_url)
     )
-    assert fal_client.client.QUEUE_URL_FORMAT == fal_stub.base_url + "/"
     result = provider.generate(_call())  # the image comes over plain http: the queue is a loopback stub
     assert len(result.images) == 1
     assert fal_stub.on("file")
@@ -492,16 +543,15 @@ def test_from_settings_uses_the_key_the_time_budget_and_the_queue_url(fal_stub: 
         FalProvider.from_settings(_settings())
 
 
-def test_from_settings_without_a_queue_url_is_fal_itself(fal_stub: FalStub) -> None:
-    FalProvider.from_settings(_settings(fal_key="k:s"))
-    assert fal_client.client.QUEUE_URL_FORMAT == fal_module._FAL_QUEUE_URL_FORMAT
+def test_the_default_queue_is_fals_own_over_https() -> None:
+    assert FAL_QUEUE_URL == "https://queue.fal.run"
+    assert FalQueue("k:s").queue_url == FAL_QUEUE_URL
 
 
 def test_an_https_queue_keeps_downloads_https_only(fal_stub: FalStub) -> None:
-    """A stub reached over https (no local switch): its plain-http image URLs are refused."""
-    set_queue_url(fal_stub.base_url)  # the traffic still reaches the stub; only the setting differs
+    """A stub reached as if over https (no local switch): its plain-http image URLs are refused."""
     provider = FalProvider(
-        fal_client.SyncClient(key="k:s", default_timeout=2.0),
+        FalQueue("k:s", queue_url=fal_stub.base_url, timeout=2.0),
         timeout_s=2.0,
         poll_interval_s=0.01,
         downloader=result_downloader(_settings(fal_queue_url="https://queue.example.test")),
@@ -509,17 +559,6 @@ def test_an_https_queue_keeps_downloads_https_only(fal_stub: FalStub) -> None:
     with pytest.raises(ProviderError, match="scheme 'http'"):
         provider.generate(_call())
     assert not fal_stub.on("file")
-
-
-def test_set_queue_url_points_fal_client_and_restores_fal() -> None:
-    previous = set_queue_url("http://127.0.0.1:9/")
-    try:
-        assert fal_client.client.QUEUE_URL_FORMAT == "http://127.0.0.1:9/"
-        assert set_queue_url(None) == "http://127.0.0.1:9/"
-        assert fal_client.client.QUEUE_URL_FORMAT == fal_module._FAL_QUEUE_URL_FORMAT
-        assert fal_module._FAL_QUEUE_URL_FORMAT.startswith("https://")
-    finally:
-        set_queue_url(previous)
 
 
 def test_the_default_downloader_takes_only_https() -> None:
@@ -537,3 +576,70 @@ def test_build_arguments_is_pure() -> None:
         "output_format": "png",
         "seed": 1,
     }
+
+
+# --------------------------------------------------------------------------- fal's schemas
+
+
+def _fal_specs() -> list[Any]:
+    from imagemint.domain.registry import MODELS
+
+    return [spec for spec in MODELS.values() if spec.provider == "fal"]
+
+
+@pytest.mark.parametrize("spec", _fal_specs(), ids=lambda spec: spec.name)
+def test_every_fal_model_request_the_registry_allows_is_one_fal_accepts(spec: Any) -> None:
+    """Every aspect ratio x resolution x format x n the registry lets through maps to arguments
+    that fal's current schema for that app accepts (the stub's schemas, see tests/stubs/fal_stub.py)."""
+    from stubs.fal_stub import SCHEMAS, schema_errors
+
+    from imagemint.domain.registry import ratio_dims
+
+    refs = (InputImage(REF_PNG, "image/png"),) if spec.name.endswith("/edit") else ()
+    checked = 0
+    for ratio in spec.aspect_ratios:
+        for resolution in spec.resolutions:
+            for fmt in spec.output_formats:
+                for n in {1, spec.max_per_call}:
+                    width, height = ratio_dims(ratio, resolution)
+                    call = _call(
+                        provider_model=spec.provider_model,
+                        n=n,
+                        aspect_ratio=ratio,
+                        resolution=resolution,
+                        width=width,
+                        height=height,
+                        output_format=fmt,
+                        seed=3,
+                        references=refs,
+                    )
+                    app, args = build_arguments(call)
+                    assert app in SCHEMAS
+                    assert schema_errors(app, args) == [], (ratio, resolution, fmt, n, args)
+                    checked += 1
+    assert checked >= len(spec.aspect_ratios)
+
+
+@pytest.mark.parametrize(
+    ("app", "args", "param"),
+    [
+        ("fal-ai/playground-v25", {"prompt": "p", "output_format": "png"}, "output_format"),
+        ("fal-ai/flux/schnell", {"prompt": "p", "output_format": "webp"}, "output_format"),
+        ("fal-ai/flux/schnell", {"prompt": "p", "num_images": 5}, "num_images"),
+        ("fal-ai/nano-banana-2", {"prompt": "p", "resolution": "8K"}, "resolution"),
+        ("fal-ai/nano-banana-2/edit", {"prompt": "p"}, "image_urls"),
+        ("fal-ai/ideogram/v3", {"prompt": "p", "rendering_speed": "FAST"}, "rendering_speed"),
+    ],
+)
+def test_the_stub_refuses_what_fal_refuses_at_the_result(
+    fal_stub: FalStub, fal_queue_client: FalQueue, app: str, args: dict[str, Any], param: str
+) -> None:
+    """Straight through the queue client: the adapter itself never sends these."""
+    queued = fal_queue_client.submit(app, args)
+    while fal_queue_client.status(queued) != "COMPLETED":
+        time.sleep(0.01)
+    with pytest.raises(FalHTTPError) as info:
+        fal_queue_client.result(queued)
+    assert info.value.status_code == 422
+    [error] = info.value.response.json()["detail"]
+    assert error["loc"] == ["body", param]

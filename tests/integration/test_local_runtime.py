@@ -124,15 +124,33 @@ def test_openai_sdk_b64_json_and_url(served):
     from openai import OpenAI
 
     client = OpenAI(api_key=served["api_key"], base_url=served["base_url"] + "/v1", max_retries=0)
-    res = client.images.generate(
-        model="gpt-image-1", prompt="a red bicycle", size="1536x1024", response_format="b64_json", n=2
-    )
-    assert len(res.data) == 2
+    # as the SDK is used against OpenAI today: no response_format, b64_json comes back
+    res = client.images.generate(model="gpt-image-2", prompt="a red bicycle", size="1536x864", n=2)
+    assert len(res.data) == 2 and res.model_extra["model"] == "gpt-image-2"
     for item in res.data:
-        assert png_size(base64.b64decode(item.b64_json)) == ("PNG", (1536, 1024))
-    res = client.images.generate(model="gpt-image-1", prompt="a blue bicycle", response_format="url")
+        assert item.url is None and png_size(base64.b64decode(item.b64_json)) == ("PNG", (1536, 864))
+    res = client.images.generate(model="gpt-image-2.5-flare", prompt="a green bicycle", quality="xhigh")
+    assert res.data[0].b64_json and res.model_extra["model"] == "gpt-image-2.5-flare"
+    res = client.images.generate(model="gpt-image-2", prompt="a blue bicycle", response_format="url")
     status, ctype, data = fetch(res.data[0].url)
     assert status == 200 and ctype == "image/png" and png_size(data) == ("PNG", (1024, 1024))
+
+
+def test_openai_sdk_dall_e_3_runs_on_a_live_model(served):
+    from openai import OpenAI
+
+    client = OpenAI(api_key=served["api_key"], base_url=served["base_url"] + "/v1", max_retries=0)
+    res = client.images.generate(
+        model="dall-e-3",
+        prompt="a lighthouse",
+        size="1024x1792",
+        quality="hd",
+        style="natural",
+        response_format="b64_json",
+    )
+    assert png_size(base64.b64decode(res.data[0].b64_json)) == ("PNG", (1024, 1792))
+    assert res.model_extra["model"] == "gpt-image-2"
+    assert any("dall-e-3" in w and "gpt-image-2" in w for w in res.model_extra["warnings"])
 
 
 def test_openai_sdk_errors_in_openai_shape(served):
@@ -142,9 +160,15 @@ def test_openai_sdk_errors_in_openai_shape(served):
     with pytest.raises(openai.BadRequestError) as exc:
         client.images.generate(model="dall-e-2", prompt="x", size="1792x1024")
     assert exc.value.code == "invalid_size" and exc.value.param == "size"
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.images.generate(model="gpt-image-2", prompt="x", size="1530x860")  # not multiples of 16
+    assert exc.value.code == "invalid_size" and exc.value.param == "size"
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.images.generate(model="gpt-image-2", prompt="x", quality="xhigh")  # 2.5 only
+    assert exc.value.param == "quality"
     bad = openai.OpenAI(api_key="im_sk_wrong", base_url=served["base_url"] + "/v1", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
-        bad.images.generate(model="gpt-image-1", prompt="x")
+        bad.images.generate(model="gpt-image-2", prompt="x")
 
 
 def test_openai_sdk_edit_with_two_images_and_mask(served):
@@ -163,11 +187,7 @@ def test_openai_sdk_edit_with_two_images_and_mask(served):
     mask.name = "mask.png"
     client = OpenAI(api_key=served["api_key"], base_url=served["base_url"] + "/v1", max_retries=0)
     res = client.images.edit(
-        model="gpt-image-1",
-        image=[png("red"), png("green")],
-        mask=mask,
-        prompt="make it a poster",
-        response_format="b64_json",
+        model="gpt-image-2", image=[png("red"), png("green")], mask=mask, prompt="make it a poster"
     )
     data = base64.b64decode(res.data[0].b64_json)
     img = Image.open(io.BytesIO(data)).convert("RGB")
@@ -181,7 +201,7 @@ def test_aigne_path_legacy_content_agentai(served):
     status, _, body = call(base, "POST", "/api/images/generations", {"prompt": "a cat", "n": 1}, auth)
     assert status == 200
     out = json.loads(body)
-    assert out["model"] == "gpt-image-1" and out["data"][0]["url"]  # dall-e-2 is aliased
+    assert out["model"] == "gpt-image-2" and out["data"][0]["url"]  # dall-e-2 (retired) runs on the default
 
     status, _, body = call(
         base, "GET", f"/api/image/generate?prompt=tuxedo%20cat&account_id={served['account_id']}"
@@ -191,7 +211,7 @@ def test_aigne_path_legacy_content_agentai(served):
     img = legacy["images"][0]
     assert img["mediaType"] == "image/png"
     assert bytes(img["uint8Array"]) == base64.b64decode(img["base64"])
-    assert legacy["providerMetadata"] == {"model": "gpt-image-1", "size": "1024x1024"}
+    assert legacy["providerMetadata"] == {"model": "gpt-image-2", "size": "1024x1024"}
 
     status, _, body = call(
         base,
@@ -227,7 +247,7 @@ def test_every_generation_leaves_a_job_record(served):
         served["base_url"],
         "POST",
         "/v1/images/generations",
-        {"prompt": "job check", "model": "gpt-image-1"},
+        {"prompt": "job check", "model": "gpt-image-2"},
         {"Authorization": f"Bearer {served['api_key']}"},
     )
     items = job_items(served)
@@ -247,7 +267,7 @@ def test_cli_accounts_create_and_generate(served, tmp_path):
             "--name",
             "label",
             "--credits",
-            "50",
+            "500",  # the agent.ai default: gpt-image-2 at 864x1536, "auto" quoted at high (130)
             "--state-dir",
             str(served["state_dir"]),
         ],
@@ -289,3 +309,49 @@ def test_cli_accounts_create_and_generate(served, tmp_path):
     files = [Path(p) for p in res.stdout.split()]
     assert files and png_size(files[0].read_bytes())[0] == "PNG"
     assert "[3/3]" in res.stderr
+
+
+def test_serve_survives_a_failed_demo_and_says_what_to_set(tmp_path):
+    """With a key OpenAI refuses, the demo fails: one clear line, and the server keeps serving."""
+    import threading
+
+    from stubs.openai_stub import OpenAIStub
+
+    with OpenAIStub() as stub:
+        stub.inject("unauthorized", times=None)
+        port = _free_port()
+        env = {
+            **os.environ,
+            "OPENAI_API_KEY": "sk-refused",
+            "IMAGEMINT_OPENAI_BASE_URL": stub.base_url + "/v1",
+        }
+        proc = subprocess.Popen(
+            [IMAGEMINT, "serve", "--port", str(port), "--state-dir", str(tmp_path)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+        reader.start()
+        try:
+            deadline = time.monotonic() + 120
+            while not any("Still serving" in line for line in lines):
+                assert proc.poll() is None, "imagemint serve exited:\n" + "".join(lines)
+                assert time.monotonic() < deadline, "no demo outcome:\n" + "".join(lines)
+                time.sleep(0.2)
+            (failed,) = [line for line in lines if line.startswith("demo: failed")]
+            assert "HTTP 502" in failed and "refused the API key" in failed and "OPENAI_API_KEY" in failed
+            assert "sk-refused" not in "".join(lines)
+            assert stub.sent() and {p["model"] for p in stub.sent()} == {"gpt-image-2"}  # the live default
+            status, _, body = call(f"http://127.0.0.1:{port}", "GET", "/api/content/templates")
+            assert status == 200 and json.loads(body)["status"] == "success"
+            assert proc.poll() is None
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()

@@ -1,8 +1,11 @@
 """OpenAIProvider through the real openai SDK against the OpenAI Images stub.
 
 Asserts the exact parameters each model gets on the wire (JSON for
-generations, multipart for edits) and that every fault OpenAI can answer
-becomes the right domain error.
+generations, multipart for edits), that nothing OpenAI refuses today is ever
+sent (a shut-down model, ``response_format``, ``style``), and that every fault
+OpenAI can answer becomes the right domain error. The stub behaves like
+OpenAI's Images API on 2026-11-28 (its own rules: see ``stubs/openai_stub.py``),
+which the last section checks through the SDK itself.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ JPEG, _ = make_image(32, 32, "jpeg", 3)
 def _call(**kw: Any) -> ProviderCall:
     values: dict[str, Any] = {
         "prompt": "a lighthouse at dusk",
-        "provider_model": "gpt-image-1",
+        "provider_model": "gpt-image-2",
         "n": 1,
         "width": 1024,
         "height": 1024,
@@ -59,9 +62,9 @@ def test_gpt_image_generation_sends_exactly_the_parameters_that_are_set(
     result = openai_provider.generate(
         _call(
             n=2,
-            size="1536x1024",
+            size="1536x864",
             width=1536,
-            height=1024,
+            height=864,
             quality="high",
             background="transparent",
             output_format="webp",
@@ -73,10 +76,10 @@ def test_gpt_image_generation_sends_exactly_the_parameters_that_are_set(
     assert rec.route == "generations"
     assert rec.headers["authorization"] == "Bearer sk-stub-test-key"
     assert rec.json == {
-        "model": "gpt-image-1",
+        "model": "gpt-image-2",
         "prompt": "a lighthouse at dusk",
         "n": 2,
-        "size": "1536x1024",
+        "size": "1536x864",
         "quality": "high",
         "background": "transparent",
         "output_format": "webp",
@@ -86,10 +89,11 @@ def test_gpt_image_generation_sends_exactly_the_parameters_that_are_set(
     assert "response_format" not in rec.json
     assert len(result.images) == 2
     assert {img.media_type for img in result.images} == {"image/webp"}
-    assert (result.images[0].width, result.images[0].height) == (1536, 1024)
+    assert (result.images[0].width, result.images[0].height) == (1536, 864)
     assert result.images[0].data != result.images[1].data
-    assert result.model == "gpt-image-1"
+    assert result.model == "gpt-image-2"
     assert result.prompt_tokens > 0 and result.completion_tokens == 2 * 1056
+    assert result.input_image_tokens == 0  # a generation has no image input
     assert result.metadata["provider"] == "openai"
     assert result.metadata["output_format"] == "webp"
     assert result.warnings == []
@@ -100,7 +104,7 @@ def test_a_plain_gpt_image_call_sends_no_optional_parameter(
 ) -> None:
     result = openai_provider.generate(_call())
     assert openai_stub.last.json == {
-        "model": "gpt-image-1",
+        "model": "gpt-image-2",
         "prompt": "a lighthouse at dusk",
         "n": 1,
         "size": "1024x1024",
@@ -119,58 +123,41 @@ def test_size_falls_back_to_width_and_height(
     assert openai_stub.last.json["size"] == "1024x1536"
 
 
-def test_dall_e_3_asks_for_b64_json_and_gets_only_its_own_options(
-    openai_provider: OpenAIProvider, openai_stub: OpenAIStub
+@pytest.mark.parametrize("model", ["dall-e-3", "dall-e-2", "gpt-image-1"])
+def test_a_shut_down_model_is_never_sent(
+    openai_provider: OpenAIProvider, openai_stub: OpenAIStub, model: str
 ) -> None:
-    result = openai_provider.generate(
-        _call(
-            provider_model="dall-e-3",
-            size="1792x1024",
-            width=1792,
-            height=1024,
-            quality="hd",
-            style="vivid",
-            background="transparent",
-            output_compression=50,
-            moderation="low",
-        )
-    )
-    assert openai_stub.last.json == {
-        "model": "dall-e-3",
-        "prompt": "a lighthouse at dusk",
-        "n": 1,
-        "size": "1792x1024",
-        "response_format": "b64_json",
-        "quality": "hd",
-        "style": "vivid",
-    }
-    [image] = result.images
-    assert image.revised_prompt == "A revised version of: a lighthouse at dusk"
-    assert (image.width, image.height) == (1792, 1024)
-    assert result.prompt_tokens == 0 and result.completion_tokens == 0
+    """The registry runs such requests on a live model; this is the provider's last guard."""
+    with pytest.raises(InvalidRequest) as info:
+        openai_provider.generate(_call(provider_model=model))
+    assert info.value.param == "model" and "shut down" in info.value.message
+    assert openai_stub.requests == []
 
 
-def test_dall_e_2_gets_b64_json_and_no_style(
-    openai_provider: OpenAIProvider, openai_stub: OpenAIStub
-) -> None:
-    openai_provider.generate(
-        _call(provider_model="dall-e-2", size="512x512", width=512, height=512, n=3, style="natural")
+def test_style_is_never_sent(openai_provider: OpenAIProvider, openai_stub: OpenAIStub) -> None:
+    result = openai_provider.generate(_call(style="vivid", quality="high"))
+    assert "style" not in openai_stub.last.json and "response_format" not in openai_stub.last.json
+    assert openai_stub.last.json["quality"] == "high"
+    assert result.warnings == ["style is not a parameter of gpt-image-2; it was not sent"]
+
+
+def test_xhigh_reaches_gpt_image_2_5(openai_provider: OpenAIProvider, openai_stub: OpenAIStub) -> None:
+    result = openai_provider.generate(_call(provider_model="gpt-image-2.5-flare", quality="xhigh"))
+    assert (
+        openai_stub.last.json["quality"] == "xhigh"
+        and openai_stub.last.json["model"] == "gpt-image-2.5-flare"
     )
-    assert openai_stub.last.json == {
-        "model": "dall-e-2",
-        "prompt": "a lighthouse at dusk",
-        "n": 3,
-        "size": "512x512",
-        "response_format": "b64_json",
-    }
+    assert len(result.images) == 1
 
 
 def test_extra_parameters_pass_only_when_the_endpoint_takes_them(
     openai_provider: OpenAIProvider, openai_stub: OpenAIStub
 ) -> None:
-    openai_provider.generate(_call(extra={"user": "acct-1", "input_fidelity": "high", "bogus": 1}))
+    openai_provider.generate(
+        _call(extra={"user": "acct-1", "safety_identifier": "h-1", "input_fidelity": "high", "bogus": 1})
+    )
     params = openai_stub.last.json
-    assert params["user"] == "acct-1"
+    assert params["user"] == "acct-1" and params["safety_identifier"] == "h-1"
     assert "input_fidelity" not in params and "bogus" not in params
 
 
@@ -198,7 +185,7 @@ def test_edit_with_two_images_and_a_mask_goes_as_multipart(
     assert rec.headers["content-type"].startswith("multipart/form-data; boundary=")
     assert rec.json is None
     assert openai_stub.params(rec) == {
-        "model": "gpt-image-1",
+        "model": "gpt-image-2",
         "prompt": "put both in one scene",
         "n": "1",
         "size": "1024x1024",
@@ -229,21 +216,11 @@ def test_edit_with_one_image_sends_the_image_field(
     assert [(f.field, f.data) for f in rec.files] == [("image", PNG_B)]
 
 
-def test_dall_e_2_edit_gets_b64_json(openai_provider: OpenAIProvider, openai_stub: OpenAIStub) -> None:
-    openai_provider.generate(
-        _call(
-            provider_model="dall-e-2",
-            size="256x256",
-            width=256,
-            height=256,
-            references=(InputImage(PNG_A, "image/png"),),
-            mask=InputImage(MASK, "image/png"),
-        )
-    )
-    params = openai_stub.params()
-    assert params["response_format"] == "b64_json"
-    assert "output_format" not in params
-    assert sorted(f.field for f in openai_stub.last.files) == ["image", "mask"]
+def test_an_edit_reports_its_image_input_tokens(
+    openai_provider: OpenAIProvider, openai_stub: OpenAIStub
+) -> None:
+    result = openai_provider.generate(_call(references=(InputImage(PNG_A, "image/png"),)))
+    assert result.input_image_tokens == 65 and result.prompt_tokens > 65  # the stub: 65 per image
 
 
 @pytest.mark.parametrize(
@@ -256,7 +233,7 @@ def test_dall_e_2_edit_gets_b64_json(openai_provider: OpenAIProvider, openai_stu
                 "provider_model": "dall-e-2",
                 "references": (InputImage(PNG_A, "image/png"), InputImage(PNG_B, "image/png")),
             },
-            "image",
+            "model",
         ),
     ],
 )
@@ -319,7 +296,7 @@ def test_organisation_verification_is_explained(
     message = info.value.message
     assert "HTTP 403" in message
     assert "organisation must be verified" in message
-    assert "Your organization must be verified to use the model `gpt-image-1`" in message
+    assert "Your organization must be verified to use the model `gpt-image-2`" in message
     assert info.value.details["status"] == 403
 
 
@@ -438,10 +415,62 @@ def test_stub_answers_are_real_images_of_the_requested_size(
     openai_client: openai.OpenAI, openai_stub: OpenAIStub
 ) -> None:
     response = openai_client.images.generate(
-        model="gpt-image-1", prompt="x", size="1024x1536", output_format="png"
+        model="gpt-image-2", prompt="x", size="1536x864", output_format="png"
     )
     raw = base64.b64decode(response.data[0].b64_json or "")
     from imagemint.adapters.net.fetch import image_dimensions
 
-    assert image_dimensions(raw) == (1024, 1536)
+    assert image_dimensions(raw) == (1536, 864)
     assert response.usage is not None and response.usage.output_tokens == 1056
+
+
+# --------------------------------------------------------------------------- the stub is today's OpenAI
+
+
+@pytest.mark.parametrize("model", ["gpt-image-1", "dall-e-2", "dall-e-3", "gpt-image-9"])
+def test_stub_refuses_shut_down_and_unknown_models(openai_client: openai.OpenAI, model: str) -> None:
+    with pytest.raises(openai.NotFoundError) as info:
+        openai_client.images.generate(model=model, prompt="x")
+    assert info.value.code == "model_not_found"
+
+
+def test_stub_shuts_the_december_models_down_on_their_date(openai_stub: OpenAIStub) -> None:
+    from datetime import date
+
+    openai_stub.today = date(2026, 11, 30)
+    assert openai_stub.status_of("gpt-image-1.5") == "live"
+    openai_stub.today = date(2026, 12, 1)
+    assert {
+        openai_stub.status_of(m) for m in ("gpt-image-1.5", "gpt-image-1-mini", "chatgpt-image-latest")
+    } == {"shutdown"}
+    assert openai_stub.status_of("gpt-image-2") == "live"
+
+
+@pytest.mark.parametrize(
+    ("kw", "param"),
+    [
+        ({"response_format": "b64_json"}, "response_format"),
+        ({"response_format": "url"}, "response_format"),
+        ({"style": "vivid"}, "style"),
+        ({"size": "1530x860"}, "size"),
+        ({"size": "3072x1008"}, "size"),
+        ({"size": "4096x2304"}, "size"),
+        ({"size": "512x512"}, "size"),
+        ({"quality": "xhigh"}, "quality"),
+        ({"quality": "hd"}, "quality"),
+        ({"n": 11}, "n"),
+    ],
+)
+def test_stub_refuses_what_gpt_image_2_does_not_take(
+    openai_client: openai.OpenAI, kw: dict[str, Any], param: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        openai_client.images.generate(model="gpt-image-2", prompt="x", **kw)
+    assert info.value.param == param
+
+
+def test_stub_takes_2_5_qualities_and_2_6_standard_sizes_only(openai_client: openai.OpenAI) -> None:
+    assert openai_client.images.generate(model="gpt-image-2.5-flare", prompt="x", quality="max").data
+    assert openai_client.images.generate(model="gpt-image-2.6-flare", prompt="x", size="1536x1024").data
+    with pytest.raises(openai.BadRequestError):
+        openai_client.images.generate(model="gpt-image-2.6-flare", prompt="x", size="1536x864")

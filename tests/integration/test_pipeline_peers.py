@@ -57,7 +57,7 @@ def legacy(rt, prompt):
 def test_legacy_pipeline_on_arlocal_and_anvil(peers_runtime):
     import base64
 
-    from imagemint.adapters.chain.zora import CREATOR_1155_ABI
+    from imagemint.adapters.chain.abi import CREATOR_1155_ABI
 
     rt, w3, arlocal = peers_runtime
     res = legacy(rt, "peers")
@@ -84,7 +84,7 @@ def test_pipeline_times(peers_runtime):
         times.append(time.perf_counter() - t0)
         assert res["moment"], res["warnings"]
     body = json.dumps(
-        {"prompt": "four", "model": "gpt-image-1", "n": 4, "archive": True, "mint": True}
+        {"prompt": "four", "model": "gpt-image-2", "n": 4, "archive": True, "mint": True}
     ).encode()
     req = urllib.request.Request(
         f"{rt.base_url}/v1/images/generations",

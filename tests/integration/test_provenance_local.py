@@ -55,7 +55,7 @@ def test_legacy_archives_and_mints(runtime):
     assert moment["chainId"] == 8453 and moment["tokenId"] and moment["hash"].startswith("0x")
 
     # The token's on-chain URI is the archived metadata, which points at the image.
-    from imagemint.adapters.chain.zora import CREATOR_1155_ABI
+    from imagemint.adapters.chain.abi import CREATOR_1155_ABI
     from imagemint_dev.embedded.chain import default_local_chain
 
     w3, _, _ = default_local_chain().start()
@@ -71,13 +71,13 @@ def test_legacy_archives_and_mints(runtime):
     }
     assert meta["name"] == "tuxedo cat trumpet" and meta["description"] == "tuxedo cat trumpet"
     traits = {a["trait_type"]: a["value"] for a in meta["attributes"]}
-    assert traits["model"] == "gpt-image-1" and traits["size"] == "1024x1024" and traits["job_id"]
+    assert traits["model"] == "gpt-image-2" and traits["size"] == "1024x1024" and traits["job_id"]
 
 
 def test_openai_dialect_opts_in_to_archive(runtime):
     req = urllib.request.Request(
         f"{runtime.base_url}/v1/images/generations",
-        data=json.dumps({"prompt": "opt in", "model": "gpt-image-1", "archive": True, "n": 2}).encode(),
+        data=json.dumps({"prompt": "opt in", "model": "gpt-image-2", "archive": True, "n": 2}).encode(),
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {runtime.account['api_key']}"},
     )
     with urllib.request.urlopen(req, timeout=60) as r:

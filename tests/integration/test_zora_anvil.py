@@ -10,12 +10,8 @@ from chain_fixtures import AnvilNode, anvil  # noqa: F401  (fixture)
 from eth_account import Account
 from web3 import Web3
 
-from imagemint.adapters.chain.zora import (
-    CREATOR_1155_ABI,
-    FACTORY_ABI,
-    PERMISSION_BIT_ADMIN,
-    ZoraMinter,
-)
+from imagemint.adapters.chain.abi import CREATOR_1155_ABI, FACTORY_ABI, PERMISSION_BIT_ADMIN
+from imagemint.adapters.chain.zora import ZoraMinter
 from imagemint.domain.ports import Moment
 from imagemint.errors import MintError
 from imagemint_dev.embedded.zora_deploy import load_artifact, timed_deploy
@@ -197,24 +193,31 @@ def test_five_concurrent_mints_all_succeed_with_distinct_nonces(stack):
         assert contract.functions.balanceOf(creator, int(m.tokenId)).call() == 1
 
 
-def test_a_token_id_taken_by_another_writer_is_retried(stack, monkeypatch):
+class RacingProvider(Web3.HTTPProvider):
+    """The node as the minter sees it, with another writer getting in just before the first gas estimate."""
+
+    def __init__(self, endpoint_uri: str, before_first_estimate) -> None:
+        super().__init__(endpoint_uri, request_kwargs={"timeout": 10})
+        self.before_first_estimate = before_first_estimate
+        self.estimates = 0
+
+    def make_request(self, method, params):
+        if method == "eth_estimateGas":
+            self.estimates += 1
+            if self.estimates == 1:
+                self.before_first_estimate()
+        return super().make_request(method, params)
+
+
+def test_a_token_id_taken_by_another_writer_is_retried(stack, anvil):  # noqa: F811
     w3 = stack[0]
     creator = Account.create().address
-    minter = make_minter(stack)
-    address = minter.ensure_contract(creator, None, "race")
+    address = make_minter(stack).ensure_contract(creator, None, "race")
     intruder = make_minter(stack, batch=False)  # same signer: takes the next id in between
-    real_transact = minter._transact
-    calls = {"n": 0}
-
-    def racing_transact(to, data, label):
-        calls["n"] += 1
-        if calls["n"] == 1:
-            intruder.mint("ar://intruder", creator, address)
-        return real_transact(to, data, label)
-
-    monkeypatch.setattr(minter, "_transact", racing_transact)
+    provider = RacingProvider(anvil.rpc_url, lambda: intruder.mint("ar://intruder", creator, address))
+    minter = make_minter((Web3(provider), *stack[1:]))
     moment = minter.mint("ar://after-race", creator, address)
-    assert calls["n"] == 2  # first multicall refused by assumeLastTokenIdMatches, then retried
+    assert provider.estimates == 2  # first multicall refused by assumeLastTokenIdMatches, then retried
     assert moment.tokenId == "2"
     assert token(w3, address).functions.uri(2).call() == "ar://after-race"
 

@@ -1,9 +1,14 @@
-"""A stub of fal's queue API, reached by fal-client through its queue URL format.
+"""A stub of fal's queue API (``queue_url=stub.base_url`` for :class:`FalQueue`).
 
-fal-client 1.0.3 posts submissions to ``fal_client.client.QUEUE_URL_FORMAT + app``
-and then follows the ``status_url`` / ``response_url`` / ``cancel_url`` the queue
-answered with; :func:`imagemint.adapters.providers.fal_provider.set_queue_url` points
-the format at this stub (the ``fal_stub`` fixture does it and restores it).
+Submissions are ``POST {queue}/{app}``; the client then follows the
+``status_url`` / ``response_url`` / ``cancel_url`` the queue answered with.
+
+Arguments are checked as fal's current schemas check them (:data:`SCHEMAS`,
+from fal's model pages and ``@fal-ai/client`` 1.10.1's endpoint types, read
+2026-11-28): an unknown enum value, an out-of-range ``num_images``, a missing
+required input or an input the model does not have is a 422 naming the input
+at the result (``{"detail": [{loc: ["body", name], msg, type}]}``), so a test proves the
+adapter only sends what fal takes. Apps not in :data:`SCHEMAS` are not checked.
 
 Routes (names for :meth:`~stubs.StubServer.inject` and :meth:`~stubs.StubServer.on`):
 
@@ -49,7 +54,7 @@ from typing import Any
 
 from . import Fault, Recorded, Reply, StubServer, make_image
 
-__all__ = ["FalStub", "QueuedRequest"]
+__all__ = ["SCHEMAS", "FalStub", "QueuedRequest", "schema_errors"]
 
 _PRESETS = {
     "square_hd": (1024, 1024),
@@ -61,6 +66,106 @@ _PRESETS = {
 }
 _RESOLUTIONS = {"0.5K": 512, "1K": 1024, "2K": 2048, "4K": 4096}
 _EXT = {"png": "png", "jpeg": "jpg", "webp": "webp"}
+
+_ASPECT_RATIOS = ("auto", "21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16")
+_ASPECT_RATIOS += ("4:1", "1:4", "8:1", "1:8")
+_NANO_BANANA_2 = {
+    "prompt": str,
+    "num_images": (1, 4),
+    "seed": int,
+    "aspect_ratio": _ASPECT_RATIOS,
+    "resolution": tuple(_RESOLUTIONS),
+    "output_format": ("jpeg", "png", "webp"),
+    "safety_tolerance": ("1", "2", "3", "4", "5", "6"),
+    "sync_mode": bool,
+    "limit_generations": bool,
+    "enable_web_search": bool,
+    "thinking_level": ("minimal", "high"),
+}
+_IMAGE_SIZE = ("square_hd", "square", "portrait_4_3", "portrait_16_9", "landscape_4_3", "landscape_16_9")
+# Per app: input -> str / int / bool / list (a type), (lo, hi) (an int range) or a tuple of allowed values;
+# "required": the inputs that must be there. Inputs not listed are refused (fal's schemas would ignore
+# or refuse them; either way the adapter must not send them).
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "fal-ai/nano-banana-2": {**_NANO_BANANA_2, "required": ("prompt",)},
+    "fal-ai/nano-banana-2/edit": {**_NANO_BANANA_2, "image_urls": list, "required": ("prompt", "image_urls")},
+    "fal-ai/flux/schnell": {
+        "prompt": str,
+        "num_images": (1, 4),
+        "seed": int,
+        "image_size": _IMAGE_SIZE,
+        "output_format": ("jpeg", "png"),
+        "num_inference_steps": (1, 12),
+        "guidance_scale": float,
+        "enable_safety_checker": bool,
+        "acceleration": ("none", "regular", "high"),
+        "sync_mode": bool,
+        "required": ("prompt",),
+    },
+    "fal-ai/ideogram/v3": {
+        "prompt": str,
+        "num_images": (1, 8),
+        "seed": int,
+        "image_size": _IMAGE_SIZE,
+        "rendering_speed": ("TURBO", "BALANCED", "QUALITY"),
+        "style": ("AUTO", "GENERAL", "REALISTIC", "DESIGN"),
+        "image_urls": list,
+        "negative_prompt": str,
+        "expand_prompt": bool,
+        "sync_mode": bool,
+        "required": ("prompt",),
+    },
+    "fal-ai/playground-v25": {
+        "prompt": str,
+        "num_images": (1, 8),
+        "seed": int,
+        "image_size": _IMAGE_SIZE,
+        "format": ("jpeg", "png"),
+        "negative_prompt": str,
+        "num_inference_steps": (1, 50),
+        "guidance_scale": float,
+        "enable_safety_checker": bool,
+        "sync_mode": bool,
+        "required": ("prompt",),
+    },
+}
+
+
+def schema_errors(app: str, args: dict[str, Any]) -> list[dict[str, Any]]:
+    """fal's 422 ``detail`` entries for ``args`` sent to ``app`` (empty: accepted or not checked)."""
+    schema = SCHEMAS.get(app)
+    if schema is None:
+        return []
+    errors: list[dict[str, Any]] = []
+
+    def refuse(name: str, msg: str, type_: str) -> None:
+        errors.append({"loc": ["body", name], "msg": msg, "type": type_})
+
+    for name in schema["required"]:
+        if name not in args:
+            refuse(name, "Field required", "missing")
+    for name, value in args.items():
+        rule = schema.get(name)
+        if rule is None or name == "required":
+            refuse(name, f"Extra inputs are not permitted ({name})", "extra_forbidden")
+        elif name == "image_size" and isinstance(value, dict):
+            w, h = value.get("width"), value.get("height")
+            if not (isinstance(w, int) and isinstance(h, int) and 0 < w <= 14142 and 0 < h <= 14142):
+                refuse(name, "Input should be a valid ImageSize", "model_type")
+        elif isinstance(rule, tuple) and len(rule) == 2 and all(isinstance(x, int) for x in rule):
+            lo, hi = rule
+            if not (isinstance(value, int) and lo <= value <= hi):
+                refuse(name, f"Input should be between {lo} and {hi}", "less_than_equal")
+        elif isinstance(rule, tuple):
+            if value not in rule:
+                allowed = ", ".join(repr(x) for x in rule)
+                refuse(name, f"Input should be {allowed}", "enum")
+        elif rule is float:
+            if not isinstance(value, int | float):
+                refuse(name, "Input should be a valid number", "float_type")
+        elif not isinstance(value, rule):
+            refuse(name, f"Input should be a valid {rule.__name__}", f"{rule.__name__}_type")
+    return errors
 
 
 @dataclass
@@ -200,6 +305,9 @@ class FalStub(StubServer):
             return Reply.json(400, {"detail": "Request was cancelled"})
         if self.hold or queued.polls <= len(self.steps):
             return Reply.json(400, {"detail": "Request is still in progress"})
+        errors = schema_errors(queued.app, queued.arguments)
+        if errors:  # fal validates the input when the app runs: the request completes with the error
+            return Reply.json(422, {"detail": errors})
         with self._lock:
             if queued.result is None:
                 queued.result = self._make_result(queued)
@@ -212,7 +320,7 @@ class FalStub(StubServer):
         scale = min(1.0, self.max_side / max(width, height))
         width, height = max(1, round(width * scale)), max(1, round(height * scale))
         default_format = "jpeg" if "flux" in queued.app or "playground" in queued.app else "png"
-        fmt = str(args.get("output_format") or default_format)
+        fmt = str(args.get("output_format") or args.get("format") or default_format)
         images = []
         for i in range(n):
             data, media_type = make_image(width, height, fmt, i)

@@ -7,9 +7,26 @@ Routes:
 
 Both answer ``{created, data: [{b64_json}], usage, size, quality, output_format, background}``
 with ``n`` real images of the requested size and ``output_format`` (PNG by
-default). GPT image models get ``usage``; ``response_format`` sent to a GPT
-image model is refused with 400 as OpenAI does, and DALL·E models answer
-``revised_prompt`` (dall-e-3). A request without ``Authorization: Bearer`` is a 401.
+default). A request without ``Authorization: Bearer`` is a 401.
+
+It behaves like OpenAI's Images API on 2026-11-28 (the pinned SDK's
+``types/image_model.py`` / ``image_generate_params.py`` and OpenAI's
+deprecations page), from its own table, independent of imagemint's registry:
+
+- a model past its shutdown date (``gpt-image-1`` 2026-10-23, ``dall-e-2`` /
+  ``dall-e-3`` 2026-05-12; ``gpt-image-1.5``, ``gpt-image-1-mini``,
+  ``chatgpt-image-latest`` from 2026-12-01, compared with ``today``) or an
+  unknown one: 404 ``model_not_found``;
+- ``response_format`` or ``style``: 400 ``unknown_parameter`` (GPT image models
+  always answer base64 and have no style);
+- a size outside the model's rules (the three standard sizes and ``auto``; for
+  gpt-image-2 / 2.5 any ``WxH`` with both sides divisible by 16, ratio 1:3 to
+  3:1, at most 3840x2160 and at least 655,360 pixels): 400 ``invalid_size``;
+- a quality outside ``low|medium|high|auto`` (plus ``xhigh|max`` on 2.5): 400
+  ``invalid_value``; ``n`` outside 1..10: 400.
+
+Every request is kept (``requests``; :meth:`OpenAIStub.sent` lists the parameters
+of each), so tests can assert what was never sent.
 
 Fault kinds for :meth:`~stubs.StubServer.inject`:
 
@@ -35,11 +52,55 @@ from __future__ import annotations
 
 import base64
 import time
+from datetime import UTC, date, datetime
 from typing import Any
 
 from . import Fault, Recorded, Reply, StubServer, make_image
 
-__all__ = ["OpenAIStub"]
+__all__ = ["LIVE", "SHUT_DOWN", "OpenAIStub"]
+
+_GPT2_FAMILY = ("gpt-image-2", "gpt-image-2-2026-04-21")
+_GPT25 = (
+    "gpt-image-2.5-sunburst",
+    "gpt-image-2.5-sunburst-2026-09-08",
+    "gpt-image-2.5-flare",
+    "gpt-image-2.5-flare-2026-09-08",
+)
+_DEC_1 = date(2026, 12, 1)
+# model -> shutdown date (None: none announced)
+LIVE: dict[str, date | None] = {
+    **dict.fromkeys(_GPT2_FAMILY + _GPT25 + ("gpt-image-2.6-sunburst", "gpt-image-2.6-flare")),
+    **dict.fromkeys(
+        ("gpt-image-1.5", "gpt-image-1.5-2025-12-16", "gpt-image-1-mini", "chatgpt-image-latest"), _DEC_1
+    ),
+}
+SHUT_DOWN: dict[str, date] = {
+    "gpt-image-1": date(2026, 10, 23),
+    "dall-e-2": date(2026, 5, 12),
+    "dall-e-3": date(2026, 5, 12),
+}
+_STANDARD_SIZES = ("auto", "1024x1024", "1536x1024", "1024x1536")
+_QUALITIES = ("low", "medium", "high", "auto")
+
+
+def _size_problem(model: str, size: str) -> str | None:
+    if size in _STANDARD_SIZES:
+        return None
+    w, sep, h = size.partition("x")
+    if model not in _GPT2_FAMILY + _GPT25 or not sep or not w.isdigit() or not h.isdigit():
+        return (
+            f"Invalid value: '{size}'. Supported values are: 'auto', '1024x1024', '1536x1024', '1024x1536'."
+        )
+    width, height = int(w), int(h)
+    if width % 16 or height % 16:
+        return f"Invalid size '{size}': width and height must be divisible by 16."
+    if max(width, height) > 3 * min(width, height):
+        return f"Invalid size '{size}': the aspect ratio must be between 1:3 and 3:1."
+    if max(width, height) > 3840 or width * height > 3840 * 2160:
+        return f"Invalid size '{size}': the maximum supported resolution is 3840x2160."
+    if width * height < 655_360:
+        return f"Invalid size '{size}': the image must have at least 655360 pixels."
+    return None
 
 
 def _error(
@@ -52,9 +113,23 @@ def _error(
 class OpenAIStub(StubServer):
     """OpenAI's ``/v1/images/generations`` and ``/v1/images/edits``; see the module docstring."""
 
-    def __init__(self, *, max_side: int = 2048) -> None:
+    def __init__(self, *, max_side: int = 2048, today: date | None = None) -> None:
         super().__init__()
         self.max_side = max_side
+        self.today = today  # None: the real date, at each request
+
+    def status_of(self, model: str) -> str:
+        """``live``, ``shutdown`` (past its date as of ``today``) or ``unknown``."""
+        on = self.today or datetime.now(UTC).date()
+        if model in SHUT_DOWN or (model in LIVE and LIVE[model] is not None and on >= LIVE[model]):  # type: ignore[operator]
+            return "shutdown"
+        return "live" if model in LIVE else "unknown"
+
+    def sent(self) -> list[dict[str, Any]]:
+        """The parameters of every images request received, in order (the stub's log)."""
+        with self._lock:
+            recs = [r for r in self.requests if r.route in ("generations", "edits")]
+        return [self.params(r) for r in recs]
 
     def route_of(self, rec: Recorded) -> str:
         if rec.method == "POST" and rec.path == "/v1/images/generations":
@@ -86,15 +161,37 @@ class OpenAIStub(StubServer):
             return _error(401, "You didn't provide an API key.", "invalid_request_error", None)
         params = self.params(rec)
         model = str(params.get("model") or "dall-e-2")
-        gpt_image = not model.startswith("dall-e")
-        if "response_format" in params and gpt_image:
+        status = self.status_of(model)
+        if status != "live":
+            why = "was shut down" if status == "shutdown" else "does not exist"
+            return _error(
+                404,
+                f"The model `{model}` {why} or you do not have access to it.",
+                "invalid_request_error",
+                "model_not_found",
+            )
+        for refused in ("response_format", "style"):
+            if refused in params:
+                return _error(
+                    400,
+                    f"Unknown parameter: '{refused}'.",
+                    "invalid_request_error",
+                    "unknown_parameter",
+                    refused,
+                )
+        size_problem = _size_problem(model, str(params.get("size") or "auto"))
+        if size_problem:
+            return _error(400, size_problem, "invalid_request_error", "invalid_size", "size")
+        qualities = _QUALITIES + (("xhigh", "max") if model in _GPT25 else ())
+        if params.get("quality") is not None and params["quality"] not in qualities:
             return _error(
                 400,
-                "Unknown parameter: 'response_format'.",
+                f"Invalid value: '{params['quality']}'. Supported values are: {', '.join(qualities)}.",
                 "invalid_request_error",
-                "unknown_parameter",
-                "response_format",
+                "invalid_value",
+                "quality",
             )
+        gpt_image = True
         if rec.route == "edits" and not rec.files:
             return _error(
                 400,
@@ -107,18 +204,17 @@ class OpenAIStub(StubServer):
             n = int(params.get("n") or 1)
         except (TypeError, ValueError):
             return _error(400, "Invalid type for 'n'.", "invalid_request_error", "invalid_type", "n")
+        if not 1 <= n <= 10:
+            return _error(400, "n must be between 1 and 10.", "invalid_request_error", "invalid_value", "n")
         size = str(params.get("size") or "auto")
         width, height = (1024, 1024) if size == "auto" else (int(x) for x in size.split("x"))
         scale = min(1.0, self.max_side / max(width, height))
         width, height = max(1, round(width * scale)), max(1, round(height * scale))
-        fmt = str(params.get("output_format") or "png") if gpt_image else "png"
+        fmt = str(params.get("output_format") or "png")
         data = []
         for i in range(n):
             raw, _ = make_image(width, height, fmt, i)
-            item: dict[str, Any] = {"b64_json": base64.b64encode(raw).decode()}
-            if model == "dall-e-3":
-                item["revised_prompt"] = f"A revised version of: {params.get('prompt', '')}"
-            data.append(item)
+            data.append({"b64_json": base64.b64encode(raw).decode()})
         body: dict[str, Any] = {"created": int(time.time()), "data": data}
         if gpt_image:
             prompt_tokens = max(1, len(str(params.get("prompt", ""))) // 4)
@@ -145,7 +241,7 @@ class OpenAIStub(StubServer):
 
     def fault_reply(self, fault: Fault, rec: Recorded) -> Reply | None:
         p = fault.params
-        model = str(self.params(rec).get("model") or "gpt-image-1") if rec.route != "other" else "gpt-image-1"
+        model = str(self.params(rec).get("model") or "gpt-image-2") if rec.route != "other" else "gpt-image-2"
         kind = fault.kind
         if kind == "rate_limit":
             retry_after = str(p.get("retry_after", 7))

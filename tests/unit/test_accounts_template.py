@@ -55,7 +55,7 @@ def test_idempotency_table_is_keyed_by_id_with_powertools_ttl(template: Template
 
 
 def test_accounts_table_has_the_by_account_index_and_ttl(template: Template) -> None:
-    from imagemint.adapters.aws import ACCOUNT_INDEX
+    from imagemint.adapters.aws.accounts import ACCOUNT_INDEX
 
     props = template.resources["AccountsTable"]["Properties"]
     (index,) = props["GlobalSecondaryIndexes"]

@@ -32,6 +32,7 @@ class FakeProvider:
     def __init__(self, *, fail: Exception | None = None, short_by: int = 0) -> None:
         self.fail = fail
         self.short_by = short_by
+        self.usage: tuple[int, int, int] | None = None  # (input, of which image, output) tokens
         self.calls: list[ProviderCall] = []
 
     def generate(self, call: ProviderCall) -> ProviderResult:
@@ -40,7 +41,10 @@ class FakeProvider:
             raise self.fail
         k = max(0, call.n - self.short_by)
         image = ProviderImage(png(call.width // 64, call.height // 64), "image/png", call.width, call.height)
-        return ProviderResult(images=[image] * k, model=call.provider_model, metadata={"provider": "fake"})
+        result = ProviderResult(images=[image] * k, model=call.provider_model, metadata={"provider": "fake"})
+        if self.usage is not None:
+            result.prompt_tokens, result.input_image_tokens, result.completion_tokens = self.usage
+        return result
 
 
 @pytest.fixture
@@ -63,7 +67,8 @@ def balance(deps: Deps, account: Account) -> int:
 
 def generations(key: str, **body: Any) -> Any:
     body.setdefault("prompt", "a lighthouse")
-    body.setdefault("model", "gpt-image-1")
+    body.setdefault("model", "gpt-image-2")
+    body.setdefault("quality", "medium")  # $0.05268 at 1024x1024: 53 credits an image
     return invoke("openai_images", http_event("POST", GENERATIONS[1], headers=bearer(key), json_body=body))
 
 
@@ -78,7 +83,7 @@ def only_job(deps: Deps) -> Any:
 @pytest.mark.parametrize(
     ("usd", "expected"),
     [
-        (0.042, 42),  # gpt-image-1 1024x1024 medium: no float error turns this into 43
+        (0.042, 42),  # no float error turns this into 43
         (0.063, 63),
         (0.167, 167),
         (0.25, 250),
@@ -105,14 +110,14 @@ def test_a_generation_is_charged_price_times_n_with_a_ledger_line(deps: Deps, fa
     account, key = make_account(deps, 1000)
     reply = generations(key, n=3, size="1536x1024", quality="high")
     assert reply.status == 200, reply.text
-    assert balance(deps, account) == 1000 - 3 * 250
+    assert balance(deps, account) == 1000 - 3 * 165  # gpt-image-2 1536x1024 high: $0.16464
     job = only_job(deps)
-    assert job.credits_charged == 750 and job.credits_refunded == 0
+    assert job.credits_charged == 495 and job.credits_refunded == 0
     entry = deps.accounts.get_ledger(account.account_id, job.job_id)
     assert entry is not None
-    assert (entry.kind, entry.credits, entry.per_image, entry.images) == ("job", 750, 250, 3)
+    assert (entry.kind, entry.credits, entry.per_image, entry.images) == ("job", 495, 165, 3)
     assert (entry.model, entry.dialect, entry.refunded, entry.refunded_at) == (
-        "gpt-image-1",
+        "gpt-image-2",
         "openai",
         0,
         None,
@@ -125,7 +130,9 @@ def test_a_generation_is_charged_price_times_n_with_a_ledger_line(deps: Deps, fa
         (CONTENT, {"num_images": 2}, 160),  # nano-banana-2 at 1K: $0.08 an image
         (CONTENT, {"num_images": 1, "resolution": "4K"}, 160),
         (AGENTAI, {"prompt": "x", "model": "FLUX.1 [schnell]"}, 3),
-        (GENERATIONS, {"prompt": "x", "model": "dall-e-2", "size": "256x256"}, 42),  # aliased: what ran
+        # retired: priced as what ran (gpt-image-2 at 1024x1024, "auto" quoted at high: $0.21072)
+        (GENERATIONS, {"prompt": "x", "model": "dall-e-2", "size": "256x256"}, 211),
+        (GENERATIONS, {"prompt": "x", "model": "gpt-image-2.5-flare", "quality": "low", "n": 2}, 12),
     ],
 )
 def test_each_dialect_charges_the_registry_price(
@@ -139,12 +146,12 @@ def test_each_dialect_charges_the_registry_price(
 
 
 def test_legacy_is_charged_on_the_account_named(deps: Deps, fake: FakeProvider) -> None:
-    account, _ = make_account(deps, 100)
+    account, _ = make_account(deps, 1000)
     reply = invoke(
         LEGACY[0], http_event("GET", LEGACY[1], query={"prompt": "cat", "account_id": account.account_id})
     )
     assert reply.status == 200, reply.text
-    assert balance(deps, account) == 100 - 42
+    assert balance(deps, account) == 1000 - 211  # the default model, default ("auto") quality
 
 
 def _402(route: tuple[str, str], key: str, account: Account) -> Any:
@@ -154,7 +161,7 @@ def _402(route: tuple[str, str], key: str, account: Account) -> Any:
         )
     body = {"prompt": "a cat"} if route != CONTENT else {}
     if route == GENERATIONS:
-        body["model"] = "gpt-image-1"
+        body.update(model="gpt-image-2", quality="medium")
     return invoke(route[0], http_event("POST", route[1], headers=bearer(key), json_body=body))
 
 
@@ -172,8 +179,8 @@ def test_not_enough_credits_is_402_in_the_dialects_shape(
     elif route == GENERATIONS:
         err = body["error"]
         assert (err["type"], err["code"]) == ("insufficient_quota", "insufficient_quota")
-        assert err["available"] == 2 and err["required"] == 42
-        assert "42" in err["message"] and "2" in err["message"]
+        assert err["available"] == 2 and err["required"] == 53
+        assert "53" in err["message"] and "2" in err["message"]
     else:
         assert body["status"] == 402 and body["error"].startswith("Insufficient credits")
         assert body["available"] == 2 and body["required"] > 2
@@ -186,7 +193,7 @@ def test_not_enough_credits_is_402_in_the_dialects_shape(
 
 
 def test_exact_balance_is_enough_and_ends_at_zero(deps: Deps, fake: FakeProvider) -> None:
-    account, key = make_account(deps, 84)
+    account, key = make_account(deps, 106)
     assert generations(key, n=2).status == 200
     assert balance(deps, account) == 0
     assert generations(key).status == 402
@@ -212,9 +219,9 @@ def test_a_failed_job_gets_its_credits_back(deps: Deps, fake: FakeProvider) -> N
     assert balance(deps, account) == 1000
     job = only_job(deps)
     assert job.status == "FAILED"
-    assert (job.credits_charged, job.credits_refunded) == (84, 84)
+    assert (job.credits_charged, job.credits_refunded) == (106, 106)
     entry = deps.accounts.get_ledger(account.account_id, job.job_id)
-    assert entry is not None and entry.refunded == 84 and entry.refund_reason == "failure"
+    assert entry is not None and entry.refunded == 106 and entry.refund_reason == "failure"
 
 
 def test_the_failure_path_running_again_refunds_once(deps: Deps, fake: FakeProvider) -> None:
@@ -230,7 +237,7 @@ def test_the_failure_path_running_again_refunds_once(deps: Deps, fake: FakeProvi
     record_step = load_function("record_step").lambda_handler
     record_step({"action": "failure", "job_id": job.job_id, "error": error}, LambdaContext())
     assert balance(deps, account) == 1000
-    assert deps.jobs.get(job.job_id).credits_refunded == 42
+    assert deps.jobs.get(job.job_id).credits_refunded == 53
 
 
 def test_concurrent_runs_of_the_failure_path_refund_once(deps: Deps) -> None:
@@ -259,14 +266,35 @@ def test_fewer_images_than_asked_refunds_the_undelivered_part(deps: Deps, fake: 
     reply = generations(key, n=3, response_format="b64_json")
     assert reply.status == 200, reply.text
     assert len(reply.json["data"]) == 2
-    assert balance(deps, account) == 1000 - 2 * 42
+    assert balance(deps, account) == 1000 - 2 * 53
     job = only_job(deps)
-    assert (job.credits_charged, job.credits_refunded) == (126, 42)
+    assert (job.credits_charged, job.credits_refunded) == (159, 53)
     entry = deps.accounts.get_ledger(account.account_id, job.job_id)
     assert entry is not None and entry.refund_reason == "undelivered"
     # The success path running again (a Step Functions retry of Record) gives nothing more.
     steps.record(deps, job.job_id, job.result)
-    assert balance(deps, account) == 1000 - 2 * 42
+    assert balance(deps, account) == 1000 - 2 * 53
+
+
+def test_token_usage_trues_the_charge_down_to_the_real_cost(deps: Deps, fake: FakeProvider) -> None:
+    """ "auto" quality is quoted at high ($0.21072 an image); OpenAI's usage says what it really cost."""
+    account, key = make_account(deps, 1000)
+    fake.usage = (120, 20, 2 * 1756)  # 100 text + 20 image input tokens, two medium images out
+    reply = generations(key, n=2, quality=None, response_format="b64_json")
+    assert reply.status == 200, reply.text
+    real = (100 * 5 + 20 * 8 + 2 * 1756 * 30) / 1e6
+    assert reply.json["usage"]["cost_usd"] == pytest.approx(real)
+    job = only_job(deps)
+    assert job.credits_charged == 2 * 211
+    assert job.credits_charged - job.credits_refunded == 107 == balance_taken(deps, account, 1000)  # 106.02
+    # and never above the quote: usage dearer than the quote keeps the quote
+    fake.usage = (10, 0, 50_000)
+    assert generations(key, quality="low").status == 200
+    assert balance_taken(deps, account, 1000) == 107 + 6
+
+
+def balance_taken(deps: Deps, account: Account, start: int) -> int:
+    return start - balance(deps, account)
 
 
 def test_a_pipeline_that_never_started_refunds(deps: Deps, fake: FakeProvider) -> None:
@@ -280,7 +308,7 @@ def test_a_pipeline_that_never_started_refunds(deps: Deps, fake: FakeProvider) -
     assert reply.status == 500
     assert balance(deps, account) == 1000
     job = only_job(deps)
-    assert job.status == "FAILED" and job.credits_refunded == 42
+    assert job.status == "FAILED" and job.credits_refunded == 53
 
 
 def test_charges_equal_what_was_delivered_under_mixed_outcomes(deps: Deps, fake: FakeProvider) -> None:
@@ -295,7 +323,7 @@ def test_charges_equal_what_was_delivered_under_mixed_outcomes(deps: Deps, fake:
             delivered += len(reply.json["data"])
     _, ledger = deps.accounts.list_account_items(account.account_id)
     net = sum(e.credits - e.refunded for e in ledger)
-    assert net == 42 * delivered
+    assert net == 53 * delivered
     assert balance(deps, account) == 5000 - net
 
 
@@ -319,7 +347,7 @@ def test_b64_json_too_large_to_deliver_is_refunded(deps, account):
     acct, key = account
     before = deps.accounts.get_account(acct.account_id).credits
     deps.settings = deps.settings.model_copy(update={"response_limit_bytes": 10_000})
-    body = {"prompt": "big", "model": "gpt-image-1", "response_format": "b64_json"}
+    body = {"prompt": "big", "model": "gpt-image-2", "response_format": "b64_json"}
     event = http_event(
         "POST", "/v1/images/generations", headers={"authorization": f"Bearer {key}"}, json_body=body
     )

@@ -272,12 +272,12 @@ def test_legacy_success_shape(deps, account, with_key):
     data = base64.b64decode(image["base64"])
     assert bytes(image["uint8Array"]) == data
     assert decode(data).size == (1024, 1024)
-    assert body["providerMetadata"] == {"model": "gpt-image-1", "size": "1024x1024"}
-    assert body["responses"][0]["modelId"] == "gpt-image-1"
+    assert body["providerMetadata"] == {"model": "gpt-image-2", "size": "1024x1024"}  # the live default
+    assert body["responses"][0]["modelId"] == "gpt-image-2"
     assert set(body["usage"]) == {"promptTokens", "completionTokens", "totalTokens", "images", "costUsd"}
     assert all(isinstance(w, str) for w in body["warnings"])
     job = only_job(deps, "SUCCEEDED", "PARTIAL")  # legacy always asks for archive + mint
-    # the cost of what was generated, as recorded on the job (gpt-image-1, 1024x1024, default quality)
+    # the cost of what was generated, as recorded on the job (gpt-image-2, 1024x1024, default quality)
     assert body["usage"]["images"] == 1 and body["usage"]["costUsd"] == job.result["cost_usd"] > 0
     if job.status == "PARTIAL":
         assert (body["imageUrl"], body["arweaveResult"], body["moment"]) == (None, None, None)
@@ -362,7 +362,7 @@ CONTENT_INVALID = [
     ({"resolution": "8K"}, "resolution"),
     ({"resolution": "1k"}, "resolution"),
     ({"resolution": []}, "resolution"),
-    ({"model": "gpt-image-1"}, "model"),
+    ({"model": "DALL-E 3"}, "model"),  # agent.ai's name, not a model id
     ({"model": "dall-e-3"}, "model"),
     ({"model": "fal-ai/unknown"}, "model"),
     ({"model": 3}, "model"),
@@ -565,9 +565,9 @@ def test_openai_unknown_argument_message(deps, account):
 def test_openai_b64_json_is_a_png_of_the_requested_size(deps, account):
     _, key = account
     body = {
-        "model": "gpt-image-1",
+        "model": "gpt-image-2",
         "prompt": "a paper boat",
-        "size": "1536x1024",
+        "size": "1536x864",
         "response_format": "b64_json",
     }
     reply = post(GENERATIONS, bearer(key), json_body=body)
@@ -576,15 +576,21 @@ def test_openai_b64_json_is_a_png_of_the_requested_size(deps, account):
     assert set(out) >= {"created", "data", "usage"} and isinstance(out["created"], int)
     (item,) = out["data"]
     img = decode(base64.b64decode(item["b64_json"]))
-    assert (img.format, img.size) == ("PNG", (1536, 1024))
-    assert out["size"] == "1536x1024" and out["output_format"] == "png" and out["model"] == "gpt-image-1"
+    assert (img.format, img.size) == ("PNG", (1536, 864))
+    assert out["size"] == "1536x864" and out["output_format"] == "png" and out["model"] == "gpt-image-2"
     assert set(out["usage"]) >= {"input_tokens", "output_tokens", "total_tokens"}
 
 
-@pytest.mark.parametrize("route", [GENERATIONS, API_GENERATIONS], ids=["v1", "api"])
-def test_openai_url_points_at_the_stored_image_for_an_hour_or_more(deps, account, route):
+@pytest.mark.parametrize(
+    ("route", "extra"),
+    [(GENERATIONS, {"response_format": "url"}), (API_GENERATIONS, {})],
+    ids=["v1-asked", "api-default"],
+)
+def test_openai_url_points_at_the_stored_image_for_an_hour_or_more(deps, account, route, extra):
+    """``url``: asked for on /v1 (our extension), the seed's default on /api/images/generations."""
     _, key = account
-    reply = post(route, bearer(key), json_body={"model": "gpt-image-1", "prompt": "a paper boat", "n": 2})
+    body = {"model": "gpt-image-2", "prompt": "a paper boat", "n": 2, **extra}
+    reply = post(route, bearer(key), json_body=body)
     assert reply.status == 200, reply.text
     data = reply.json["data"]
     assert len(data) == 2 and all(set(d) == {"url"} for d in data)
@@ -600,20 +606,48 @@ def test_openai_response_says_which_model_ran_for_an_alias(deps, account, model)
     reply = post(GENERATIONS, bearer(key), json_body=body)
     assert reply.status == 200, reply.text
     out = reply.json
-    assert out["model"] == "gpt-image-1"
-    assert any(model in w and "gpt-image-1" in w for w in out["warnings"])
+    assert out["model"] == "gpt-image-2"
+    assert any(model in w and "gpt-image-2" in w for w in out["warnings"])
     job = only_job(deps)
     assert (
-        job.model == model and job.result["requested_model"] == model and job.result["model"] == "gpt-image-1"
+        job.model == model and job.result["requested_model"] == model and job.result["model"] == "gpt-image-2"
     )
 
 
-def test_openai_dall_e_3_wide_size_runs_at_the_nearest_live_size(deps, account):
+def test_openai_dall_e_3_wide_size_runs_at_that_size_on_the_live_model(deps, account):
     _, key = account
-    body = {"model": "dall-e-3", "prompt": "a wide beach", "size": "1792x1024", "quality": "hd"}
+    body = {
+        "model": "dall-e-3",
+        "prompt": "a wide beach",
+        "size": "1792x1024",
+        "quality": "hd",
+        "style": "vivid",
+    }
     reply = post(GENERATIONS, bearer(key), json_body=body)
     assert reply.status == 200, reply.text
-    assert reply.json["size"] == "1536x1024"
+    out = reply.json
+    assert out["size"] == "1792x1024" and out["model"] == "gpt-image-2"
+    assert "url" in out["data"][0]  # DALL-E answered url by default, as OpenAI did
+    assert any("style 'vivid'" in w for w in out["warnings"])
+    assert any("'hd'" in w and "'high'" in w for w in out["warnings"])
+
+
+@pytest.mark.parametrize("model", ["gpt-image-2", "gpt-image-2.5-flare", "gpt-image-1"])
+def test_openai_v1_answers_b64_json_for_gpt_image_models_by_default(deps, account, model):
+    """As OpenAI does: the AI SDK and the OpenAI SDKs read data[].b64_json and send no response_format."""
+    _, key = account
+    reply = post(GENERATIONS, bearer(key), json_body={"model": model, "prompt": "a paper boat", "n": 2})
+    assert reply.status == 200, reply.text
+    data = reply.json["data"]
+    assert len(data) == 2 and all(set(d) == {"b64_json"} for d in data)
+    assert decode(base64.b64decode(data[0]["b64_json"])).format == "PNG"
+
+
+def test_openai_user_and_safety_identifier_reach_the_provider(deps, account):
+    _, key = account
+    body = {"model": "gpt-image-2", "prompt": "x", "user": "u-1", "safety_identifier": "hash-1"}
+    assert post(GENERATIONS, bearer(key), json_body=body).status == 200
+    assert only_job(deps).request["extra"] == {"user": "u-1", "safety_identifier": "hash-1"}
 
 
 def test_openai_edits_with_two_images_and_a_mask(deps, account):
@@ -733,7 +767,8 @@ def test_agentai_defaults_are_dall_e_3_at_9_16(deps, account):
     assert reply.status == 200, reply.text
     job = only_job(deps)
     assert job.request["model"] == "DALL-E 3" and job.request["aspect_ratio"] == "9:16"
-    assert job.result["size"] == "1024x1536"
+    assert job.result["size"] == "864x1536"  # exactly 9:16 on the live default (gpt-image-2)
+    assert job.result["model"] == "gpt-image-2"
 
 
 def test_agentai_style_is_added_to_the_prompt(deps, account):
@@ -1031,3 +1066,68 @@ def test_a_lone_surrogate_in_the_prompt_is_echoed_as_valid_json(deps, account):
     assert reply.status == 200
     reply.text.encode("utf-8")
     assert reply.json["metadata"]["images"][0]["prompt"] == "a boat \ud800"
+
+
+# --------------------------------------------------------------------------- openai: models
+
+
+def get_models(key: str | None, model: str | None = None) -> Reply:
+    path = "/v1/models" if model is None else f"/v1/models/{model}"
+    params = None if model is None else {"model": model}
+    headers = bearer(key) if key else None
+    return invoke("openai_images", http_event("GET", path, headers=headers, path_params=params))
+
+
+def test_v1_models_lists_what_the_registry_serves_in_openais_shape(deps, account):
+    from imagemint.domain import registry
+
+    _, key = account
+    reply = get_models(key)
+    assert reply.status == 200, reply.text
+    body = reply.json
+    assert body["object"] == "list"
+    ids = [m["id"] for m in body["data"]]
+    assert set(ids) == {n for n in registry.MODELS if not n.endswith("/edit")} | set(registry.AGENTAI_MODELS)
+    for m in body["data"]:
+        assert {"id", "object", "created", "owned_by"} <= set(m) and m["object"] == "model"
+        assert {"status", "shutdown_date", "capabilities", "pricing", "runs_as"} <= set(m)
+        assert m["status"] in ("active", "deprecated", "shutdown")
+    by_id = {m["id"]: m for m in body["data"]}
+    assert by_id["gpt-image-1"]["status"] == "shutdown" and by_id["gpt-image-1"]["runs_as"] != "gpt-image-1"
+    assert by_id["dall-e-2"]["runs_as"] == deps.settings.default_model
+    caps = by_id["gpt-image-2.5-flare"]["capabilities"]
+    assert {"xhigh", "max"} <= set(caps["qualities"]) and caps["max_n"] == 10 and caps["edits"] is True
+    assert caps["custom_sizes"]["multiple_of"] == 16
+
+
+def test_v1_models_retrieves_one_model_and_404s_an_unknown_one(deps, account):
+    _, key = account
+    one = get_models(key, "gpt-image-2")
+    assert one.status == 200 and one.json["id"] == "gpt-image-2" and one.json["shutdown_date"] is None
+    fal = get_models(key, "fal-ai%2Fnano-banana-2")
+    assert fal.status == 200 and fal.json["id"] == "fal-ai/nano-banana-2"
+    assert_openai_error(get_models(key, "gpt-image-9"), 404, "model", "model_not_found")
+
+
+def test_v1_models_needs_a_key(deps, account):
+    assert get_models(None).status == 401
+    assert get_models("im_sk_not_a_key").status == 401
+
+
+@pytest.mark.parametrize(
+    ("ratio", "resolution", "size"),
+    [
+        ("16:9", "1K", "1536x864"),
+        ("9:16", "1K", "864x1536"),
+        ("4:3", "2K", "2048x1536"),
+        ("1:1", "4K", "2880x2880"),
+    ],
+)
+def test_content_ratios_on_gpt_image_2_run_at_the_exact_size_of_that_ratio(
+    deps, account, ratio, resolution, size
+):
+    _, key = account
+    body = {"prompt": "a poster", "model": "gpt-image-2", "aspect_ratio": ratio, "resolution": resolution}
+    reply = post(CONTENT, {"x-api-key": key}, json_body=body)
+    assert reply.status == 200, reply.text
+    assert only_job(deps).result["size"] == size

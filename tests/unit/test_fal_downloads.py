@@ -10,17 +10,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import fal_client.client
 import httpx
 import pytest
 
 from imagemint import wiring
 from imagemint.adapters.providers.fal_provider import (
     FalProvider,
+    FalQueue,
     HttpDownloader,
     result_downloader,
-    set_queue_url,
 )
+from imagemint.domain.ports import ProviderCall
 from imagemint.domain.registry import MODELS
 from imagemint.errors import ProviderError
 from imagemint.settings import Settings
@@ -34,12 +34,9 @@ def _settings(**kw: Any) -> Settings:
 
 
 @pytest.fixture
-def fal_queue() -> Iterator[str]:
-    """fal's own queue URL format; whatever a test points fal-client at is undone afterwards."""
-    previous = set_queue_url(None)
-    yield fal_client.client.QUEUE_URL_FORMAT
+def clean_wiring() -> Iterator[None]:
+    yield
     wiring.reset()
-    set_queue_url(previous)
 
 
 def _served(seen: list[str], routes: dict[str, httpx.Response] | None = None) -> httpx.MockTransport:
@@ -124,18 +121,29 @@ def test_the_local_switch_does_not_let_a_redirect_leave_loopback():
 # --------------------------------------------------------------------------- from_settings / provider_for
 
 
-def test_from_settings_points_fal_client_at_the_configured_queue(fal_queue: str):
-    assert fal_queue.startswith("https://")
-    FalProvider.from_settings(_settings(fal_key="k:s", fal_queue_url="http://127.0.0.1:18080"))
-    assert fal_client.client.QUEUE_URL_FORMAT == "http://127.0.0.1:18080/"
-    FalProvider.from_settings(_settings(fal_key="k:s"))
-    assert fal_client.client.QUEUE_URL_FORMAT == fal_queue
+def _call() -> ProviderCall:
+    return ProviderCall(prompt="p", provider_model="fal-ai/flux/schnell", n=1, width=512, height=512)
 
 
-def test_reset_providers_returns_fal_client_to_fals_own_queue(fal_queue: str):
+def test_a_queue_client_sends_its_traffic_to_its_own_queue_url():
+    """No process-wide state: each provider's queue client has its own URL and key."""
+    seen: list[httpx.Request] = []
+
+    def queue(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(500, json={"detail": "stop here"})
+
+    client = FalQueue("k:s", queue_url="http://127.0.0.1:18080/", transport=httpx.MockTransport(queue))
+    provider = FalProvider(client, timeout_s=2, downloader=lambda url: PNG)
+    with pytest.raises(ProviderError, match="HTTP 500"):
+        provider.generate(_call())
+    [submit] = seen
+    assert str(submit.url) == "http://127.0.0.1:18080/fal-ai/flux/schnell"
+    assert submit.headers["authorization"] == "Key k:s"
+    assert len(seen) == 1  # a 500 at submit is not retried
+
+
+def test_provider_for_builds_a_fal_provider_from_the_settings(clean_wiring: None):
     settings = _settings(fal_key="k:s", fal_queue_url="http://127.0.0.1:18080")
     provider, warnings = provider_for(MODELS["fal-ai/flux/schnell"], settings)
     assert isinstance(provider, FalProvider) and warnings == []
-    assert fal_client.client.QUEUE_URL_FORMAT == "http://127.0.0.1:18080/"
-    wiring.reset()
-    assert fal_client.client.QUEUE_URL_FORMAT == fal_queue

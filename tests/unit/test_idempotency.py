@@ -15,14 +15,23 @@ from events import bearer, http_event, invoke, png
 from imagemint.api import idempotency
 from imagemint.api.ratelimit import MemoryLimitStore
 from imagemint.domain import auth
-from imagemint.domain.models import Account
+from imagemint.domain.models import Account, LedgerEntry
 from imagemint.domain.ports import ProviderCall, ProviderImage, ProviderResult
 from imagemint.errors import ProviderError
 from imagemint.testing.memory import memory_idempotency_store
 from imagemint.wiring import Deps, register_provider
 
 ROUTES = {
-    "openai": ("openai_images", "/v1/images/generations", {"prompt": "a fox", "model": "gpt-image-1"}),
+    "openai": (
+        "openai_images",
+        "/v1/images/generations",
+        {
+            "prompt": "a fox",
+            "model": "gpt-image-2",
+            "quality": "medium",
+            "response_format": "url",
+        },  # 53 credits
+    ),
     "content": ("content_image", "/api/content/image", {"prompt": "a fox"}),
     "agentai": ("agentai_image", "/action/generate_image", {"prompt": "a fox"}),
 }
@@ -114,7 +123,7 @@ def test_without_the_header_every_request_runs(
     acc, key = account
     assert post("openai", key).status == 200
     assert post("openai", key).status == 200
-    assert job_count(deps) == 2 and balance(deps, acc) == 1000 - 2 * 42
+    assert job_count(deps) == 2 and balance(deps, acc) == 1000 - 2 * 53
 
 
 def test_another_key_is_another_request(
@@ -124,7 +133,7 @@ def test_another_key_is_another_request(
     a = post("openai", key, "a")
     b = post("openai", key, "b")
     assert a.status == b.status == 200 and a.text != b.text
-    assert job_count(deps) == 2 and balance(deps, acc) == 1000 - 2 * 42
+    assert job_count(deps) == 2 and balance(deps, acc) == 1000 - 2 * 53
 
 
 def test_keys_are_scoped_per_account(deps: Deps, account: tuple[Account, str], gated: GatedProvider) -> None:
@@ -134,7 +143,7 @@ def test_keys_are_scoped_per_account(deps: Deps, account: tuple[Account, str], g
     assert mine.status == theirs.status == 200
     assert mine.text != theirs.text
     assert "idempotent-replayed" not in theirs.headers
-    assert balance(deps, account[0]) == balance(deps, other) == 1000 - 42
+    assert balance(deps, account[0]) == balance(deps, other) == 1000 - 53
 
 
 def test_a_second_key_of_the_same_account_sees_the_replay(
@@ -144,7 +153,7 @@ def test_a_second_key_of_the_same_account_sees_the_replay(
     second = auth.issue_key(deps.accounts, deps.settings, acc.account_id)
     first = post("openai", key, "k")
     again = post("openai", second, "k")
-    assert again.text == first.text and balance(deps, acc) == 1000 - 42
+    assert again.text == first.text and balance(deps, acc) == 1000 - 53
 
 
 @pytest.mark.parametrize("name", ROUTES)
@@ -185,7 +194,7 @@ def test_the_same_key_with_another_body_is_422(
     assert reply.status == 422
     assert reply.json["error"]["param"] == "Idempotency-Key"
     assert reply.json["error"]["code"] == "idempotency_key_reused"
-    assert job_count(deps) == 1 and balance(deps, acc) == 1000 - 42
+    assert job_count(deps) == 1 and balance(deps, acc) == 1000 - 53
 
 
 def test_the_same_key_on_another_endpoint_is_422(
@@ -206,14 +215,14 @@ def test_a_failed_first_request_is_tried_again(
     gated.fail = None
     reply = post("openai", key, "retry-me")
     assert reply.status == 200 and "idempotent-replayed" not in reply.headers
-    assert balance(deps, acc) == 1000 - 42
+    assert balance(deps, acc) == 1000 - 53
     assert post("openai", key, "retry-me").text == reply.text
 
 
 def test_a_402_is_not_kept(deps: Deps, gated: GatedProvider) -> None:
     acc, key = auth.create_account(deps.accounts, deps.settings, name="poor", credits=10)
     assert post("openai", key, "topup").status == 402
-    deps.accounts.add_credits(acc.account_id, 100)
+    deps.accounts.grant(LedgerEntry(account_id=acc.account_id, entry_id="top-up", kind="grant", credits=100))
     assert post("openai", key, "topup").status == 200
 
 

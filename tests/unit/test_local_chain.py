@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import imagemint
-from imagemint.adapters.chain.zora import CREATOR_1155_ABI
+from imagemint.adapters.chain.abi import CREATOR_1155_ABI
 from imagemint_dev.embedded.chain import LocalChain
 
 

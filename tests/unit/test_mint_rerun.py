@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from imagemint import wiring
-from imagemint.adapters.chain.zora import CREATOR_1155_ABI, ZoraMinter
+from imagemint.adapters.chain.abi import CREATOR_1155_ABI
+from imagemint.adapters.chain.zora import ZoraMinter
 from imagemint.domain import provenance
 from imagemint.domain.models import Job
 from imagemint.domain.ports import MomentMinter

@@ -130,13 +130,32 @@ def test_aliases_parsing(raw, parsed):
     assert Settings.from_env(env(model_aliases=raw)).aliases() == parsed
 
 
-def test_configured_aliases_override_the_defaults(deps):
-    """``dall-e-3=dall-e-3`` runs dall-e-3 itself (e.g. where it is still served)."""
+def test_configured_aliases_choose_what_a_name_runs_on(deps):
+    """``dall-e-3=gpt-image-2.5-flare`` runs dall-e-3 requests on flare; the answer says so."""
     req = GenerationRequest(prompt="x", model="dall-e-3", size="1792x1024", dialect="cli", account_id="a")
-    assert service.validate(deps, req, has_refs=False).spec.name == "gpt-image-1"
-    deps.settings = deps.settings.model_copy(update={"model_aliases": "dall-e-3=dall-e-3"})
+    assert service.validate(deps, req, has_refs=False).spec.name == "gpt-image-2"  # the default model
+    deps.settings = deps.settings.model_copy(update={"model_aliases": "dall-e-3=gpt-image-2.5-flare"})
     resolved = service.validate(deps, req, has_refs=False)
-    assert resolved.spec.name == "dall-e-3" and resolved.size == "1792x1024" and resolved.warnings == ()
+    assert resolved.spec.name == "gpt-image-2.5-flare" and resolved.size == "1792x1024"
+    assert any("dall-e-3" in w and "gpt-image-2.5-flare" in w for w in resolved.warnings)
+
+
+def test_an_alias_never_brings_back_a_shut_down_model(deps):
+    """``dall-e-3=dall-e-3`` (where it was once served): still never sent, it runs on the default."""
+    req = GenerationRequest(prompt="x", model="dall-e-3", size="1792x1024", dialect="cli", account_id="a")
+    deps.settings = deps.settings.model_copy(update={"model_aliases": "dall-e-3=dall-e-3"})
+    assert service.validate(deps, req, has_refs=False).spec.name == "gpt-image-2"
+
+
+def test_the_default_model_is_a_setting(deps):
+    assert Settings.from_env(env()).default_model == "gpt-image-2"
+    assert Settings.from_env(env(default_model="gpt-image-2.5-flare")).default_model == "gpt-image-2.5-flare"
+    with pytest.raises(InternalError) as err:
+        Settings.from_env(env(default_model="gpt-image-9"))
+    assert "IMAGEMINT_DEFAULT_MODEL" in str(err.value)
+    req = GenerationRequest(prompt="x", model="dall-e-2", dialect="cli", account_id="a")
+    deps.settings = deps.settings.model_copy(update={"default_model": "gpt-image-2.6-sunburst"})
+    assert service.validate(deps, req, has_refs=False).spec.name == "gpt-image-2.6-sunburst"
 
 
 # --------------------------------------------------------------------------- the process's settings

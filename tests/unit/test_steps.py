@@ -181,7 +181,7 @@ def test_a_domain_failure_crosses_the_lambda_boundary_and_is_recorded(deps, acco
     deps.images.put("inputs/x/0", BROKEN_PNG, "image/png")
     request = GenerationRequest(
         prompt="fix it",
-        model="gpt-image-1",
+        model="gpt-image-2",
         dialect="openai",
         account_id=acc.account_id,
         references=[{"s3_key": "inputs/x/0", "media_type": "image/png", "name": "image[0]"}],
@@ -247,9 +247,9 @@ def fake() -> Any:
 # No registry model allows more images than it makes per call (max_n <= max_per_call), so the split
 # shows where configuration aliases a model to one that makes fewer per call.
 SPLITS = [
-    ("dall-e-2=dall-e-3", 3, [1, 1, 1]),
+    ("dall-e-2=fal-ai/flux/schnell", 6, [4, 2]),
     ("dall-e-2=fal-ai/nano-banana-2", 10, [4, 4, 2]),
-    ("dall-e-2=gpt-image-1", 10, [10]),
+    ("dall-e-2=gpt-image-2", 10, [10]),
 ]
 
 
@@ -301,7 +301,7 @@ def test_what_generate_made_is_on_the_job_before_any_later_step_runs(deps, accou
     """If the execution dies after Generate (before Record), the job still names every image."""
     acc, _ = account
     request = GenerationRequest(
-        prompt="keep", model="gpt-image-1", n=2, dialect="openai", account_id=acc.account_id
+        prompt="keep", model="gpt-image-2", n=2, dialect="openai", account_id=acc.account_id
     )
     job_id = new_job(deps, request)
     result = steps.generate(deps, job_id, request)
@@ -312,23 +312,23 @@ def test_what_generate_made_is_on_the_job_before_any_later_step_runs(deps, accou
 
 def test_a_partial_failure_reaches_the_client_as_fewer_images_and_a_warning(deps, account, fake):
     _, key = account
-    deps.settings = deps.settings.model_copy(update={"model_aliases": "dall-e-2=dall-e-3"})
+    deps.settings = deps.settings.model_copy(update={"model_aliases": "dall-e-2=fal-ai/flux/schnell"})
     fake.fail_nth = {1: ProviderError("upstream 500")}
-    body = {"model": "dall-e-2", "prompt": "boats", "n": 3, "size": "256x256"}
+    body = {"model": "dall-e-2", "prompt": "boats", "n": 8, "size": "1024x1024", "response_format": "url"}
     reply = invoke(
         "openai_images", http_event("POST", "/v1/images/generations", headers=bearer(key), json_body=body)
     )
     assert reply.status == 200, reply.text
     out = reply.json
-    assert len(out["data"]) == 2 and any("1 of 3 images" in w for w in out["warnings"])
+    assert len(out["data"]) == 4 and any("4 of 8 images" in w for w in out["warnings"])
     (job,) = deps.jobs.jobs.values()
-    assert job.status == "SUCCEEDED" and len(job.result["images"]) == 2
+    assert job.status == "SUCCEEDED" and len(job.result["images"]) == 4
 
 
 def test_when_every_call_fails_the_job_fails_with_the_providers_error(deps, account, fake):
     _, key = account
     fake.fail_nth = {0: ProviderError("upstream 500")}
-    body = {"model": "gpt-image-1", "prompt": "boats", "n": 2}
+    body = {"model": "gpt-image-2", "prompt": "boats", "n": 2}
     reply = invoke(
         "openai_images", http_event("POST", "/v1/images/generations", headers=bearer(key), json_body=body)
     )
@@ -341,7 +341,7 @@ def test_when_every_call_fails_the_job_fails_with_the_providers_error(deps, acco
 def test_a_moderation_block_is_an_explicit_error_not_an_empty_success(deps, account, fake):
     _, key = account
     fake.fail_nth = {0: ModerationBlocked("Your request was rejected by the safety system")}
-    body = {"model": "gpt-image-1", "prompt": "something refused"}
+    body = {"model": "gpt-image-2", "prompt": "something refused"}
     reply = invoke(
         "openai_images", http_event("POST", "/v1/images/generations", headers=bearer(key), json_body=body)
     )
@@ -352,6 +352,20 @@ def test_a_moderation_block_is_an_explicit_error_not_an_empty_success(deps, acco
 
 def test_the_registered_provider_is_used_without_the_offline_warning(deps, account, fake):
     acc, _ = account
-    request = GenerationRequest(prompt="x", model="gpt-image-1", dialect="openai", account_id=acc.account_id)
+    request = GenerationRequest(prompt="x", model="gpt-image-2", dialect="openai", account_id=acc.account_id)
     result = steps.generate(deps, new_job(deps, request), request)
     assert result.provider == "fake" and not any("offline" in w for w in result.warnings)
+
+
+def test_the_end_user_identifiers_are_passed_to_the_provider_and_nothing_else_of_extra(deps, account, fake):
+    acc, _ = account
+    request = GenerationRequest(
+        prompt="x",
+        model="gpt-image-2",
+        dialect="openai",
+        account_id=acc.account_id,
+        extra={"user": "u-1", "safety_identifier": "hash-1", "source_note": "kept on the job only"},
+    )
+    steps.generate(deps, new_job(deps, request), request)
+    (call,) = fake.calls
+    assert call.extra == {"user": "u-1", "safety_identifier": "hash-1"}

@@ -9,7 +9,6 @@ checked too. Handlers are read with ``ast``: nothing here imports a function.
 from __future__ import annotations
 
 import ast
-import copy
 import json
 import re
 import tomllib
@@ -42,24 +41,10 @@ def template() -> Template:
 
 @pytest.fixture(scope="module")
 def translated(template: Template) -> dict[str, Any]:
-    """The CloudFormation SAM would deploy, made offline."""
-    import boto3
-    from samtranslator.parser.parser import Parser
-    from samtranslator.translator.translator import Translator
+    """The CloudFormation SAM would deploy, made offline (the same translation the IAM check uses)."""
+    from imagemint_dev.local.iam import translate
 
-    doc = copy.deepcopy(template.raw)
-    for name, res in doc["Resources"].items():
-        props = res.setdefault("Properties", {})
-        kind = res["Type"]
-        if kind == "AWS::Serverless::Function":
-            props["CodeUri"] = f"s3://artifacts/{name}.zip"
-        elif kind == "AWS::Serverless::LayerVersion":
-            props["ContentUri"] = f"s3://artifacts/{name}.zip"
-        elif kind == "AWS::Serverless::StateMachine":
-            props["DefinitionUri"] = f"s3://artifacts/{name}.asl.json"
-    session = boto3.session.Session(region_name="us-east-1")  # a region only: no call is made
-    translator = Translator({}, Parser(), boto_session=session)
-    return translator.translate(doc, parameter_values={}, get_managed_policy_map=lambda: {})
+    return translate(template.raw)
 
 
 def functions(template: Template) -> dict[str, Any]:

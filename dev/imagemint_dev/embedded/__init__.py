@@ -3,8 +3,9 @@
 * :mod:`.arweave_store` — real signed Arweave items kept in the image store
   (served by the local runtime's gateway route).
 * :mod:`.chain` — an in-process EVM (eth-tester + py-evm) with the real Zora
-  1155 stack deployed from the artifacts in :mod:`.zora_artifacts`
-  (extracted from the pinned npm package by ``scripts/extract_zora_artifacts.py``).
+  1155 stack deployed from the build artifacts packaged in ``zora_artifacts/``
+  (copied byte for byte from the pinned npm package by
+  ``python -m imagemint_dev.embedded.extract_zora_artifacts``; no npm needed to serve).
 
 None of this is deployed: :func:`install` hands the builders to
 :func:`imagemint.wiring.override`, and ``archive_mode`` / ``chain_mode``

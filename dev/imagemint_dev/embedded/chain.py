@@ -78,7 +78,6 @@ class LocalChain:
         self.deployer: LocalAccount | None = None
         self.signer: LocalAccount | None = None
         self.startup_s: float | None = None  # chain creation + stack deployment
-        self.deploy_s: float | None = None
         self._lock = threading.Lock()
 
     def start(self) -> tuple[Web3, ZoraAddresses, LocalAccount]:
@@ -105,11 +104,8 @@ class LocalChain:
         keys = backend.account_keys
         deployer = Account.from_key(keys[0].to_bytes())
         signer = Account.from_key(keys[1].to_bytes())
-        deploy_started = time.perf_counter()
         addresses = deploy_zora_stack(w3, deployer, zora_artifacts_dir=self.zora_artifacts_dir)
-        now = time.perf_counter()
-        self.deploy_s = now - deploy_started
-        self.startup_s = now - started
+        self.startup_s = time.perf_counter() - started
         self.w3, self.addresses, self.deployer, self.signer = w3, addresses, deployer, signer
 
     def minter(self, **overrides: Any) -> ZoraMinter:

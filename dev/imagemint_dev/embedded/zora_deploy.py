@@ -19,10 +19,12 @@ The 1155 impl is ~40 KB of runtime code, over the EIP-170 limit: the chain
 must lift it (anvil ``--disable-code-size-limit``; the embedded chain in
 :mod:`imagemint_dev.embedded.chain` patches py-evm's check).
 
-Artifacts are found through ``zora_artifacts_dir``, else the environment
-variable ``IMAGEMINT_ZORA_ARTIFACTS``, else
-``tests/peers/node_modules/@zoralabs/zora-1155-contracts/out`` under the first
-ancestor of the working directory (then of this package) that has it.
+Artifacts are read from ``zora_artifacts_dir``, else the folder named by the
+environment variable ``IMAGEMINT_ZORA_ARTIFACTS`` (a Foundry ``out/`` folder),
+else :data:`PACKAGED_ARTIFACTS`: the nine files of :data:`SOURCES`, copied byte
+for byte from the pinned npm package into this package by
+:mod:`imagemint_dev.embedded.extract_zora_artifacts` (so the embedded chain
+needs no npm install).
 """
 
 from __future__ import annotations
@@ -40,10 +42,11 @@ from web3 import Web3
 from web3.utils.address import get_create_address
 
 ARTIFACTS_ENV = "IMAGEMINT_ZORA_ARTIFACTS"
-_RELATIVE_OUT = Path("tests", "peers", "node_modules", "@zoralabs", "zora-1155-contracts", "out")
+#: the artifacts shipped with this package (same layout as Foundry's ``out/``)
+PACKAGED_ARTIFACTS = Path(__file__).resolve().with_name("zora_artifacts")
 
 #: contract name -> the Solidity source file (folder under ``out/``) it is built from.
-_SOURCES: dict[str, str] = {
+SOURCES: dict[str, str] = {
     "ProtocolRewards": "ProtocolRewards.sol",
     "UpgradeGate": "UpgradeGate.sol",
     "DelegatedTokenCreation": "ZoraCreator1155Attribution.sol",
@@ -107,19 +110,9 @@ class ZoraAddresses:
 
 
 def default_artifacts_dir() -> Path:
-    """The Foundry ``out/`` folder of ``@zoralabs/zora-1155-contracts`` (see module doc)."""
+    """``IMAGEMINT_ZORA_ARTIFACTS`` if set, else :data:`PACKAGED_ARTIFACTS` (see module doc)."""
     configured = os.environ.get(ARTIFACTS_ENV)
-    if configured:
-        return Path(configured)
-    for start in (Path.cwd(), Path(__file__).resolve().parent):
-        for folder in (start, *start.parents):
-            candidate = folder / _RELATIVE_OUT
-            if candidate.is_dir():
-                return candidate
-    raise DeployError(
-        f"Zora 1155 artifacts not found: set {ARTIFACTS_ENV} or install tests/peers "
-        "(npm ci in tests/peers) and run from inside the repository"
-    )
+    return Path(configured) if configured else PACKAGED_ARTIFACTS
 
 
 def _resolve_dir(zora_artifacts_dir: str | os.PathLike[str] | None) -> str:
@@ -129,11 +122,14 @@ def _resolve_dir(zora_artifacts_dir: str | os.PathLike[str] | None) -> str:
 
 @lru_cache(maxsize=64)
 def _load_artifact(folder: str, name: str) -> Artifact:
-    path = Path(folder, _SOURCES.get(name, f"{name}.sol"), f"{name}.json")
+    path = Path(folder, SOURCES.get(name, f"{name}.sol"), f"{name}.json")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise DeployError(f"missing Zora artifact {name} ({path.name})") from None
+        raise DeployError(
+            f"missing Zora artifact {name} ({path.name}) in {folder}: unset {ARTIFACTS_ENV}, or restore the "
+            "packaged copy with `python -m imagemint_dev.embedded.extract_zora_artifacts`"
+        ) from None
     bytecode = raw["bytecode"]
     code = bytecode["object"]
     return Artifact(

@@ -26,11 +26,14 @@ from __future__ import annotations
 import copy
 import datetime
 import json
+import logging
 import threading
 import traceback
 import uuid
 from collections.abc import Callable
 from typing import Any
+
+log = logging.getLogger("imagemint_dev.local")
 
 #: What Lambda reports when the runtime process exits mid-invocation (killed, out of memory, os._exit).
 RUNTIME_EXIT_ERROR = "Runtime.ExitError"
@@ -109,7 +112,7 @@ def _run_killed(invoke: Callable[[Any], Any], event: Any, after: bool) -> None:
     try:
         invoke(event)
     except Exception:  # lost with the runtime, as the result would be
-        traceback.print_exc()
+        log.exception("a killed invocation's handler raised")
 
 
 def _lambda_error(exc: BaseException) -> dict[str, Any]:
@@ -205,7 +208,7 @@ def _run_async(invoke: Callable[[Any], Any], event: Any) -> None:
     try:
         invoke(event)
     except Exception:  # an async invocation's error goes to the function's logs, as in Lambda
-        traceback.print_exc()
+        log.exception("an asynchronous invocation raised")
 
 
 def run_sync_execution(backend: Any, arn: str, name: str, data: str) -> dict[str, Any]:

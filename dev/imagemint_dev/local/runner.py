@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from imagemint_dev.local import iam
 from imagemint_dev.local.template import FunctionDef
 
 
@@ -38,7 +39,6 @@ class InProcessFunction:
         self.arn = arn
         self._handler: Any = None
         self._lock = threading.Lock()
-        self.cold_start_s: float | None = None
 
     def handler(self) -> Any:
         with self._lock:
@@ -49,22 +49,22 @@ class InProcessFunction:
                 spec = importlib.util.spec_from_file_location(mod_name, path)
                 if spec is None or spec.loader is None:
                     raise ImportError(f"Cannot load handler module {path.name} of {self.fdef.logical_id}")
-                t0 = time.perf_counter()
                 module = importlib.util.module_from_spec(spec)
                 sys.modules[mod_name] = module
                 spec.loader.exec_module(module)
-                self.cold_start_s = time.perf_counter() - t0
                 self._handler = getattr(module, attr)
             return self._handler
 
     def invoke(self, event: Any) -> Any:
-        handler = self.handler()
-        ctx = LambdaContext(
-            function_name=self.name,
-            memory_limit_in_mb=self.fdef.memory,
-            invoked_function_arn=self.arn,
-            aws_request_id=str(uuid.uuid4()),
-            timeout_s=self.fdef.timeout,
-            started=time.monotonic(),
-        )
-        return handler(event, ctx)
+        # Every AWS call of the cold import and the handler is this function's (imagemint_dev.local.iam).
+        with iam.scope(self.fdef.logical_id):
+            handler = self.handler()
+            ctx = LambdaContext(
+                function_name=self.name,
+                memory_limit_in_mb=self.fdef.memory,
+                invoked_function_arn=self.arn,
+                aws_request_id=str(uuid.uuid4()),
+                timeout_s=self.fdef.timeout,
+                started=time.monotonic(),
+            )
+            return handler(event, ctx)

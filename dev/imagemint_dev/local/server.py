@@ -3,12 +3,16 @@
 Routes come from ``template.yaml``; an unmatched route answers as API Gateway
 does (404 ``{"message":"Not Found"}``); bodies over API Gateway's 10 MB limit
 get 413; a function response over Lambda's 6 MB limit becomes a 500, as in AWS.
+Each request can be reported (``request_log``) with the job id its answer carries
+(:func:`job_id_of`).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
+import re
 import threading
 import time
 import uuid
@@ -26,6 +30,31 @@ _TEXT_TYPES = ("application/json", "text/", "application/xml", "application/x-ww
 
 # Extra local routes (e.g. the local Arweave gateway): (method, path) -> (status, headers, body) or None.
 LocalRoute = Callable[[str, str], tuple[int, dict[str, str], bytes] | None]
+# Told of each request once answered, before the answer is sent: (method, path, status, ms, job id or None).
+RequestLog = Callable[[str, str, int, float, str | None], None]
+
+log = logging.getLogger("imagemint_dev.local")
+
+_UUID = rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_JOB_FIELD = re.compile(rb'"job_?[iI]d"\s*:\s*"(' + _UUID + rb')"')
+# A job's URL (/api/jobs/<id>), its durable file URLs (/api/files/<id>/...) and its S3 keys (images/<id>/...).
+_JOB_PATH = re.compile(rb"/(?:api/jobs|api/files|images)/(" + _UUID + rb")(?![0-9a-f-])")
+
+
+def job_id_of(headers: list[tuple[str, str]], body: bytes) -> str | None:
+    """The job an answer is about: its ``Location`` header, a ``job_id`` field, or a job's file URL in it."""
+    for name, value in headers:
+        if name.lower() == "location":
+            m = _JOB_PATH.search(value.encode("utf-8", "replace"))
+            if m:
+                return m.group(1).decode()
+    ctype = next((v for k, v in headers if k.lower() == "content-type"), "application/json").lower()
+    if body and any(ctype.startswith(t) for t in _TEXT_TYPES):
+        for pattern in (_JOB_FIELD, _JOB_PATH):
+            m = pattern.search(body)
+            if m:
+                return m.group(1).decode()
+    return None
 
 
 def build_event(
@@ -147,45 +176,29 @@ class LocalApi:
         try:
             result = self.functions[route.function].invoke(event)
         except Exception:
-            import traceback
-
-            traceback.print_exc()
+            log.exception("%s raised; API Gateway answers 500", route.function)
             return 500, [("Content-Type", "application/json")], b'{"message":"Internal Server Error"}'
         if len(json.dumps(result)) > LAMBDA_MAX_RESPONSE:
-            print(
-                f"local runtime: {route.function} returned more than 6 MB; Lambda would refuse it", flush=True
-            )
+            log.warning("%s returned more than 6 MB; Lambda would refuse it", route.function)
             return 500, [("Content-Type", "application/json")], b'{"message":"Internal Server Error"}'
         return to_http(result)
 
 
-def make_server(api: LocalApi, host: str, port: int, *, quiet: bool = True) -> ThreadingHTTPServer:
+def make_server(
+    api: LocalApi, host: str, port: int, *, quiet: bool = True, request_log: RequestLog | None = None
+) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "imagemint-local"
 
         def _handle(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > API_GATEWAY_MAX_BODY:
-                remaining = min(length, 8 * API_GATEWAY_MAX_BODY)  # drain what a client may still send
-                while remaining > 0:
-                    chunk = self.rfile.read(min(remaining, 1 << 20))
-                    if not chunk:
-                        break
-                    remaining -= len(chunk)
-                data = b'{"message":"Request Entity Too Large"}'
-                self.send_response(413)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.wfile.write(data)
-                self.close_connection = True
-                return
-            body = self.rfile.read(length) if length else b""
-            status, headers, data = api.dispatch(
-                self.command, self.path, list(self.headers.items()), body, self.client_address[0]
-            )
+            t0 = time.perf_counter()
+            status, headers, data = self._answer()
+            if request_log is not None:  # before the answer goes out: a client that got it finds its line
+                path = urlsplit(self.path).path
+                request_log(
+                    self.command, path, status, (time.perf_counter() - t0) * 1000, job_id_of(headers, data)
+                )
             self.send_response(status)
             names = {k.lower() for k, _ in headers}
             for k, v in headers:
@@ -194,9 +207,27 @@ def make_server(api: LocalApi, host: str, port: int, *, quiet: bool = True) -> T
             if "content-type" not in names and data:
                 self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(data)
+
+        def _answer(self) -> tuple[int, list[tuple[str, str]], bytes]:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > API_GATEWAY_MAX_BODY:
+                remaining = min(length, 8 * API_GATEWAY_MAX_BODY)  # drain what a client may still send
+                while remaining > 0:
+                    chunk = self.rfile.read(min(remaining, 1 << 20))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
+                self.close_connection = True
+                return 413, [("Content-Type", "application/json")], b'{"message":"Request Entity Too Large"}'
+            body = self.rfile.read(length) if length else b""
+            return api.dispatch(
+                self.command, self.path, list(self.headers.items()), body, self.client_address[0]
+            )
 
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
 
@@ -212,6 +243,10 @@ def make_server(api: LocalApi, host: str, port: int, *, quiet: bool = True) -> T
 class _Server(ThreadingHTTPServer):
     # socketserver listens with a backlog of 5: a burst of clients (as API Gateway takes) would be reset.
     request_queue_size = 128
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away (reset, broken pipe): socketserver would print the traceback.
+        log.info("connection from %s:%s ended with an error", *client_address[:2], exc_info=True)
 
 
 def serve_in_thread(server: ThreadingHTTPServer) -> threading.Thread:

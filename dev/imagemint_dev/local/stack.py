@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from imagemint_dev import embedded
-from imagemint_dev.local import motoext
+from imagemint_dev.local import iam, motoext
 from imagemint_dev.local.runner import InProcessFunction
 from imagemint_dev.local.template import FunctionDef, Resolver, Route, Template
 
@@ -66,6 +66,7 @@ class LocalStack:
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
         motoext.install()
+        iam.install(ACCOUNT)  # record each function's AWS calls (imagemint_dev.local.iam)
         embedded.install()  # archive_mode / chain_mode "embedded" (set below) build from here
         port = free_port()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -92,10 +93,11 @@ class LocalStack:
         import urllib.request
 
         from imagemint import wiring
-        from imagemint.adapters.aws import client
+        from imagemint.adapters.aws.client import client
         from imagemint.settings import reset_settings
 
         motoext.clear_functions()  # and any injected crashes
+        iam.dump()  # when IMAGEMINT_DEV_IAM_RECORD_DIR is set: this process's calls, for the check
         if self._moto is not None:
             req = urllib.request.Request(f"{self.aws_endpoint}/moto-api/reset", method="POST")  # noqa: S310
             urllib.request.urlopen(req, timeout=10).read()  # noqa: S310 - our own 127.0.0.1 moto server
@@ -170,6 +172,10 @@ class LocalStack:
         urllib.request.urlopen(req, timeout=5).read()  # noqa: S310 - our own 127.0.0.1 moto server
 
     # ---- resources ----
+    def resolver(self) -> Resolver:
+        """The template's intrinsics resolved to this runtime's names and ARNs (fills :attr:`names`)."""
+        return self._resolver()
+
     def _resolver(self) -> Resolver:
         t = self.template
         refs: dict[str, str] = dict(t.parameter_defaults())
@@ -252,8 +258,8 @@ class LocalStack:
         os.environ.update(env)
         self._put_secrets(env)
 
-        iam = self.client("iam")
-        role = iam.create_role(RoleName="imagemint-local", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        roles = self.client("iam")
+        role = roles.create_role(RoleName="imagemint-local", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         lam = self.client("lambda")
         for name, fdef in fdefs.items():
             self._create_function(lam, role, name, fdef)

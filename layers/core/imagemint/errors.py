@@ -226,8 +226,3 @@ def from_dict(data: dict[str, Any] | None) -> ImagemintError:
     cls = BY_CODE.get(str(data.get("code")), InternalError)
     details = data.get("details") or {}
     return cls(str(data.get("message") or "Internal error"), param=data.get("param"), **details)
-
-
-def error_type_name(exc: BaseException) -> str:
-    """The Step Functions error name for an exception raised in a Lambda task."""
-    return type(exc).__name__

@@ -24,36 +24,16 @@ its own path uses (API functions never import openai, web3 or arweave).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+# Deps, the bundle get_deps() builds, is defined with the ports it holds (and importable from here).
+from imagemint.domain.ports import Deps
 from imagemint.errors import InternalError, ProviderUnavailable
 from imagemint.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from imagemint.api.ratelimit import LimitStore
-    from imagemint.domain.ports import (
-        AccountStore,
-        ImageProvider,
-        ImageStore,
-        JobStore,
-        MomentMinter,
-        Pipeline,
-    )
+    from imagemint.domain.ports import ImageProvider, MomentMinter
     from imagemint.domain.registry import ModelSpec
-
-
-@dataclass
-class Deps:
-    settings: Settings
-    jobs: JobStore
-    accounts: AccountStore
-    images: ImageStore
-    pipeline: Pipeline | None = None
-    # Rate-limit counters (imagemint.api.ratelimit) and the Idempotency-Key persistence layer
-    # (imagemint.api.idempotency); None -> that feature is off (unit tests that do not set them).
-    limits: LimitStore | None = None
-    idempotency: Any | None = None
 
 
 _lock = threading.RLock()
@@ -86,15 +66,10 @@ def reset(*names: str) -> None:
     local runtime's), not what a test chose.
     """
     with _lock:
-        built_fal = "provider_fal" in _built and (not names or "provider_fal" in names)
         for name in [n for n in _built if not names or n in names]:
             del _built[name]
         for name in [n for n in _overrides if (not names or n in names) and not n.startswith("embedded_")]:
             del _overrides[name]
-    if built_fal:  # the fal adapter pointed fal-client's process-wide queue URL
-        from imagemint.adapters.providers.fal_provider import set_queue_url
-
-        set_queue_url(None)
 
 
 def _get(name: str, build: Any) -> Any:
@@ -126,14 +101,12 @@ def reset_deps() -> None:
 
 
 def _build_deps() -> Deps:
-    from imagemint.adapters.aws import (
-        DynamoAccountStore,
-        DynamoJobStore,
-        S3ImageStore,
-        StepFunctionsPipeline,
-        client,
-    )
-    from imagemint.api.ratelimit import DynamoLimitStore
+    from imagemint.adapters.aws.accounts import DynamoAccountStore
+    from imagemint.adapters.aws.client import client
+    from imagemint.adapters.aws.images import S3ImageStore
+    from imagemint.adapters.aws.jobs import DynamoJobStore
+    from imagemint.adapters.aws.limits import DynamoLimitStore
+    from imagemint.adapters.aws.pipeline import StepFunctionsPipeline
 
     s = get_settings()
     ddb: Any = client("dynamodb", s.region)
@@ -150,6 +123,26 @@ def _build_deps() -> Deps:
         pipeline=pipeline,
         limits=DynamoLimitStore(ddb, s.accounts_table),
     )
+
+
+def idempotency_persistence(deps: Deps) -> Any | None:
+    """The Idempotency-Key persistence layer (:mod:`imagemint.api.idempotency`).
+
+    The deps' own (tests, the local runtime), else, when a table is configured, Powertools'
+    DynamoDB layer, built on first use and kept on the deps; None when idempotency is off.
+    """
+    if deps.idempotency is None and deps.settings.idempotency_table:
+        with _lock:
+            if deps.idempotency is None:
+                from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+                from imagemint.adapters.aws.client import client
+
+                deps.idempotency = DynamoDBPersistenceLayer(
+                    table_name=deps.settings.idempotency_table,
+                    boto3_client=client("dynamodb", deps.settings.region),
+                )
+    return deps.idempotency
 
 
 # ---------------------------------------------------------------- providers
@@ -183,8 +176,8 @@ def _secret(value: Any, param: str, mode: str) -> str | None:
     except parameters.exceptions.GetParameterError:
         from imagemint.observability import logger
 
-        logger.warning("provider key parameter cannot be read", extra={"parameter": param})
         if mode == "live":
+            logger.warning("provider key parameter cannot be read", extra={"parameter": param})
             raise ProviderUnavailable(
                 f"The provider key in parameter {param} cannot be read; nothing was charged", param=param
             ) from None

@@ -113,8 +113,12 @@ def parse(body: dict[str, Any], account_id: str) -> GenerationRequest:
             f"resolution must be one of {', '.join(registry.RESOLUTIONS)}", param="resolution"
         )
     model = body.get("model", DEFAULT_MODEL)
-    if not isinstance(model, str) or model not in registry.MODELS or registry.MODELS[model].provider != "fal":
-        raise InvalidRequest(f"Unknown fal model '{model}'", param="model")
+    if (
+        not isinstance(model, str)
+        or model not in registry.MODELS
+        or registry.MODELS[model].family.startswith("dall-e")
+    ):
+        raise InvalidRequest(f"Unknown model '{model}'", param="model")
     flags = extensions(body)
     return GenerationRequest(
         prompt=prompt,

@@ -193,7 +193,7 @@ def wants_async(req: HttpRequest) -> bool:
 
 def accepted_response(job: Any, base_url: str) -> Any:
     """202 for ``Prefer: respond-async``: where to follow the job (GET the URL, or wait for the webhook)."""
-    from imagemint.domain.service import job_url
+    from imagemint.domain.views import job_url
 
     url = job_url(base_url, job.job_id)
     return response(

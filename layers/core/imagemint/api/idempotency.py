@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from imagemint import wiring
 from imagemint.errors import Conflict, IdempotencyKeyReused, InternalError, InvalidRequest
 from imagemint.observability import logger
 
@@ -42,7 +42,6 @@ IN_PROGRESS_S = 35  # API functions time out at 30 s (API Gateway at 30 s)
 INLINE_LIMIT = 256 * 1024
 KEY_PREFIX = "imagemint#idempotency"
 _KEPT_HEADERS = ("Content-Type",)
-_build_lock = threading.Lock()
 
 
 class _Deadline:
@@ -91,23 +90,6 @@ def request_hash(req: HttpRequest) -> str:
     return h.hexdigest()
 
 
-def persistence(deps: Deps) -> Any | None:
-    """The persistence layer: the deps' own, else (built on first use and kept on the deps) DynamoDB
-    when a table is configured; None when idempotency is not configured."""
-    if deps.idempotency is None and deps.settings.idempotency_table:
-        with _build_lock:
-            if deps.idempotency is None:
-                from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-
-                from imagemint.adapters.aws import client
-
-                deps.idempotency = DynamoDBPersistenceLayer(
-                    table_name=deps.settings.idempotency_table,
-                    boto3_client=client("dynamodb", deps.settings.region),
-                )
-    return deps.idempotency
-
-
 def _config(deps: Deps) -> Any:
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 
@@ -149,7 +131,7 @@ def _thaw(deps: Deps, stored: dict[str, Any]) -> Any:
 def run(deps: Deps, req: HttpRequest, account_id: str, work: Callable[[], Any]) -> Any:
     """``work()`` at most once per (account, Idempotency-Key); its first 2xx answer for any repeat."""
     key = client_key(req)
-    layer = persistence(deps) if key is not None else None
+    layer = wiring.idempotency_persistence(deps) if key is not None else None
     if key is None or layer is None:
         return work()
 

@@ -18,50 +18,10 @@ from typing import Any
 
 from imagemint.api.http import HttpRequest, guarded, plain_error_response, response
 from imagemint.domain import auth, service
-from imagemint.domain.models import JOB_ID, Job, StoredImage
+from imagemint.domain.models import JOB_ID, Job
+from imagemint.domain.views import job_url, public_view
 from imagemint.errors import Conflict, NotFound
 from imagemint.wiring import Deps
-
-PUBLIC_FIELDS = (
-    "job_id",
-    "status",
-    "dialect",
-    "model",
-    "mode",
-    "created_at",
-    "updated_at",
-    "transitions",
-    "error",
-    "resume_from",
-    "provenance_error",
-    "webhook",
-)
-RESULT_FIELDS = (
-    "images",
-    "model",
-    "requested_model",
-    "provider",
-    "size",
-    "usage",
-    "warnings",
-    "cost_usd",
-    "archive",
-    "metadata_archive",
-    "moment",
-)
-
-
-def public_view(job: Job, base_url: str) -> dict[str, Any]:
-    """What the owner sees of a job (here and in webhook events)."""
-    data = job.model_dump()
-    body = {k: data.get(k) for k in PUBLIC_FIELDS}
-    body["url"] = service.job_url(base_url, job.job_id)
-    result = data.get("result") or None
-    if result:
-        body["result"] = {k: result.get(k) for k in RESULT_FIELDS}
-        images = [StoredImage.model_validate(img) for img in result.get("images", [])]
-        body["result"]["image_urls"] = [service.file_url(base_url, img) for img in images]
-    return body
 
 
 def _owned(deps: Deps, req: HttpRequest) -> Job:
@@ -90,7 +50,7 @@ def handle_resume(event: dict[str, Any], deps: Deps) -> Any:
         if job.status != "PARTIAL" or not job.resume_from:
             raise Conflict(f"Job is {job.status}; only a PARTIAL job can be resumed")
         job = service.resume(deps, job)
-        url = service.job_url(req.base_url, job.job_id)
+        url = job_url(req.base_url, job.job_id)
         return response(202, public_view(job, req.base_url), {"Location": url})
 
     return run()

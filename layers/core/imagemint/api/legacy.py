@@ -18,8 +18,7 @@ from imagemint.domain.models import GenerationRequest, GenerationResult
 from imagemint.errors import ImagemintError, InvalidRequest, Unauthorized
 from imagemint.wiring import Deps
 
-DEFAULT_MODEL = "gpt-image-1"
-MAX_PROMPT = 1000
+MAX_PROMPT = 1000  # the model: the deployment's default (IMAGEMINT_DEFAULT_MODEL), a live one
 
 
 def error_response(exc: ImagemintError) -> Any:
@@ -105,7 +104,7 @@ def handle(event: dict[str, Any], deps: Deps) -> Any:
         def work() -> Any:
             request = GenerationRequest(
                 prompt=prompt,
-                model=DEFAULT_MODEL,
+                model=deps.settings.default_model,
                 n=1,
                 size="1024x1024",
                 dialect="legacy",

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from email.parser import BytesParser
-from email.policy import HTTP
 
 from imagemint.errors import InvalidRequest
 
@@ -20,6 +18,9 @@ class Part:
 def parse_multipart(content_type_header: str, body: bytes) -> list[Part]:
     if "boundary=" not in content_type_header:
         raise InvalidRequest("multipart body without a boundary")
+    from email.parser import BytesParser  # only multipart requests pay for the email package
+    from email.policy import HTTP
+
     head = f"Content-Type: {content_type_header}\r\nMIME-Version: 1.0\r\n\r\n".encode()
     msg = BytesParser(policy=HTTP).parsebytes(head + body)
     if not msg.is_multipart():

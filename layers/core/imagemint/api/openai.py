@@ -1,5 +1,10 @@
 """OpenAI-compatible dialect (AIGNE Hub): ``POST /api/images/generations``, ``/v1/images/generations``,
-``/v1/images/edits`` (multipart, as the OpenAI SDK sends it).
+``/v1/images/edits`` (multipart, as the OpenAI SDK sends it), ``GET /v1/models[/{model}]``.
+
+Answers: on ``/v1/...`` a GPT image model answers ``b64_json`` when no
+``response_format`` is given, as OpenAI does (the AI SDK and the OpenAI SDKs
+read ``data[].b64_json``); ``response_format: "url"`` is our extension. On
+``/api/images/generations`` the seed's default ``url`` stands.
 
 Errors in OpenAI's shape: ``{"error": {"message", "type", "param", "code"}}``.
 """
@@ -33,9 +38,10 @@ from imagemint.errors import (
 )
 from imagemint.wiring import Deps
 
-DEFAULT_MODEL = "dall-e-2"
+DEFAULT_MODEL = "dall-e-2"  # the seed's default; retired, so it runs on the configured default model
 MAX_PROMPT = 32000
-STR_FIELDS = ("size", "quality", "style", "background", "moderation", "user")
+STR_FIELDS = ("size", "quality", "style", "background", "moderation", "user", "safety_identifier")
+END_USER = ("user", "safety_identifier")  # passed through to OpenAI
 ENUMS = {
     "response_format": ("url", "b64_json"),
     "output_format": ("png", "jpeg", "webp"),
@@ -56,6 +62,7 @@ KNOWN = {
     "output_compression",
     "moderation",
     "user",
+    "safety_identifier",
     "archive",
     "mint",
     "webhook_url",
@@ -99,6 +106,8 @@ def error_response(exc: ImagemintError) -> Any:
         code = exc.details.get("openai_code") or _CODES.get(exc.code)
         if exc.param == "size" and exc.status == 400:
             code = "invalid_size"
+        if code == "model_not_found":  # as OpenAI types it
+            etype = "invalid_request_error"
     body = {"error": {"message": exc.message, "type": etype, "param": exc.param, "code": code}}
     body["error"].update(credit_details(exc))
     return response(exc.status, body, retry_headers(exc))
@@ -137,6 +146,9 @@ def _fields(data: dict[str, Any]) -> dict[str, Any]:
     if data.get("stream") in (True, "true"):
         raise InvalidRequest("stream is not supported; use response_format url or b64_json", param="stream")
     flags = extensions(data, form=True)
+    end_user = {f: data[f] for f in END_USER if isinstance(data.get(f), str) and data[f]}
+    if end_user:
+        flags["extra"] = {**flags.get("extra", {}), **end_user}
     return {
         "prompt": prompt.strip(),
         "model": model,
@@ -177,7 +189,7 @@ def parse_json(
 ) -> tuple[GenerationRequest, dict[str, Any], list[InputImage]]:
     data = req.json_object()
     fields = _fields(data)
-    response_format = data.get("response_format") or "url"
+    response_format = data.get("response_format") or default_response_format(req.path, fields["model"])
     refs: list[ImageInput] = []
     uploads: list[InputImage] = []
     if data.get("image") is not None:
@@ -215,7 +227,18 @@ def parse_edit(
         raise InvalidRequest("At most 16 images", param="image")
     fields = _fields(data)
     request = GenerationRequest(**fields, dialect="openai", account_id=account_id)
-    return request, {"response_format": data.get("response_format") or "url"}, uploads, mask
+    response_format = data.get("response_format") or default_response_format(req.path, fields["model"])
+    return request, {"response_format": response_format}, uploads, mask
+
+
+def default_response_format(path: str, model: str) -> str:
+    """``b64_json`` for GPT image models on ``/v1/...`` (OpenAI's answer), else ``url`` (the seed's)."""
+    from imagemint.domain.registry import MODELS
+
+    spec = MODELS.get(model)
+    if path.startswith("/v1/") and spec is not None and spec.family == "gpt-image":
+        return "b64_json"
+    return "url"
 
 
 def _file(data: bytes, name: str, max_bytes: int) -> InputImage:
@@ -264,14 +287,19 @@ def render(deps: Deps, result: Any, opts: dict[str, Any], limit: int) -> dict[st
     }
 
 
+def _authenticate(req: HttpRequest, deps: Deps) -> Any:
+    """The caller's principal, from OpenAI's ``Authorization: Bearer`` key (401 without one)."""
+    key = req.api_key(x_api_key=False)
+    if not key:
+        raise Unauthorized("You didn't provide an API key. Use 'Authorization: Bearer <key>'.")
+    return auth.authenticate_key(deps.accounts, deps.settings, key)
+
+
 def handle(event: dict[str, Any], deps: Deps, *, edit: bool = False) -> Any:
     @guarded(error_response)
     def run() -> Any:
         req = HttpRequest.from_event(event, public_base_url=deps.settings.public_base_url)
-        key = req.api_key(x_api_key=False)
-        if not key:
-            raise Unauthorized("You didn't provide an API key. Use 'Authorization: Bearer <key>'.")
-        principal = auth.authenticate_key(deps.accounts, deps.settings, key)
+        principal = _authenticate(req, deps)
         account = principal.account
         req.check_size(deps.settings.max_body_bytes)
 
@@ -297,5 +325,35 @@ def handle(event: dict[str, Any], deps: Deps, *, edit: bool = False) -> Any:
             return response(200, body)
 
         return admission.admit(deps, req, principal, work)
+
+    return run()
+
+
+def handle_models(event: dict[str, Any], deps: Deps, model_id: str | None = None) -> Any:
+    """``GET /v1/models`` (OpenAI's list shape) and ``GET /v1/models/{model}``, with our capabilities.
+
+    Each entry adds to OpenAI's ``{id, object, created, owned_by}`` what a client needs to call
+    it: ``capabilities`` (sizes or aspect ratios, qualities, formats, max n, edits), ``pricing``,
+    ``status``, ``shutdown_date``, ``replacement`` and ``runs_as`` (the live model a request
+    naming it runs on today). Ids with a slash (fal's) are given URL-encoded (``%2F``).
+    """
+
+    @guarded(error_response)
+    def run() -> Any:
+        from urllib.parse import unquote
+
+        from imagemint.domain import registry
+        from imagemint.errors import NotFound
+
+        req = HttpRequest.from_event(event, public_base_url=deps.settings.public_base_url)
+        _authenticate(req, deps)
+        entries = registry.catalogue(default_model=deps.settings.default_model)
+        if model_id is None:
+            return response(200, {"object": "list", "data": entries})
+        wanted = unquote(model_id)
+        for entry in entries:
+            if entry["id"] == wanted:
+                return response(200, entry)
+        raise NotFound(f"The model '{wanted}' does not exist", param="model", openai_code="model_not_found")
 
     return run()

@@ -20,9 +20,13 @@ Life of a charge (every write is one atomic DynamoDB write, see
    path twice (Step Functions retries it) refunds once.
 3. ``settle`` (``steps.record``, after a success): when fewer images were
    delivered than asked for, the undelivered part comes back, under the same
-   once-only condition.
+   once-only condition. When the provider reported token usage (GPT image
+   models are priced by tokens), the charge is also trued down to what the
+   call really cost (``actual_usd``): the quote is an upper estimate ("auto"
+   quality is quoted at its highest) and is never exceeded.
 
-So for every job: charged - refunded = per_image x images delivered.
+So for every job: charged - refunded = per_image x images delivered, or the
+credits of the real token cost when that is lower.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from imagemint.errors import InsufficientCredits
 from imagemint.observability import logger
 
 if TYPE_CHECKING:
-    from imagemint.wiring import Deps
+    from imagemint.domain.ports import Deps
 
 USD_PER_CREDIT = Decimal("0.001")
 MIN_CREDITS_PER_IMAGE = 1
@@ -93,7 +97,9 @@ def charge(deps: Deps, job: Job, q: Quote) -> None:
     logger.info("credits charged", extra={"job_id": job.job_id, "credits": q.total})
 
 
-def _refund(deps: Deps, job_id: str, amount_of: str, delivered: int = 0) -> int:
+def _refund(
+    deps: Deps, job_id: str, amount_of: str, delivered: int = 0, actual_usd: float | None = None
+) -> int:
     job = deps.jobs.get(job_id)
     if job is None:
         return 0
@@ -103,7 +109,11 @@ def _refund(deps: Deps, job_id: str, amount_of: str, delivered: int = 0) -> int:
     if amount_of == "failure":
         amount = entry.credits
     else:
-        amount = entry.credits - entry.per_image * min(delivered, entry.images)
+        kept = entry.per_image * min(delivered, entry.images)
+        if actual_usd is not None and delivered > 0:
+            exact = math.ceil(Decimal(str(actual_usd)) / USD_PER_CREDIT)
+            kept = min(kept, max(MIN_CREDITS_PER_IMAGE * min(delivered, entry.images), exact))
+        amount = entry.credits - kept
     if amount <= 0:
         return 0
     if not deps.accounts.refund_job(job.account_id, job_id, amount, reason=amount_of):
@@ -118,6 +128,7 @@ def refund_failed(deps: Deps, job_id: str) -> int:
     return _refund(deps, job_id, "failure")
 
 
-def settle(deps: Deps, job_id: str, delivered: int) -> int:
-    """Give back the part of the charge for images asked for but not delivered, once."""
-    return _refund(deps, job_id, "undelivered", delivered)
+def settle(deps: Deps, job_id: str, delivered: int, actual_usd: float | None = None) -> int:
+    """Give back the part of the charge for images asked for but not delivered (and, given the
+    real cost ``actual_usd`` from token usage, what the quote took beyond it), once."""
+    return _refund(deps, job_id, "undelivered", delivered, actual_usd)

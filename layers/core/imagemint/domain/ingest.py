@@ -21,9 +21,9 @@ from urllib.parse import unquote_plus
 
 from imagemint.domain import service
 from imagemint.domain.models import GenerationRequest
+from imagemint.domain.ports import Deps
 from imagemint.errors import ImagemintError, InternalError, InvalidRequest, NotFound, PayloadTooLarge
 from imagemint.observability import logger
-from imagemint.wiring import Deps
 
 MAX_OBJECT_BYTES = 25 * 1024 * 1024
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -75,7 +75,7 @@ def _request(deps: Deps, key: str, account_id: str) -> GenerationRequest:
             raise InvalidRequest(f"Unknown field '{unknown[0]}'", param=unknown[0])
         try:
             return GenerationRequest(
-                **{"model": "gpt-image-1", **body}, dialect="ingest", account_id=account_id
+                **{"model": deps.settings.default_model, **body}, dialect="ingest", account_id=account_id
             )
         except ValueError as exc:
             raise InvalidRequest(f"Invalid request file: {exc.errors()[0]['msg']}") from None  # type: ignore[attr-defined]

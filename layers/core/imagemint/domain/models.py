@@ -35,7 +35,9 @@ def now() -> float:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Built on first use, not at import: an API function's cold start never pays for the models
+    # its path does not touch (subclasses inherit it with the rest of the config).
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class ImageInput(_Model):

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
 from imagemint.domain.models import Account, ApiKeyRecord, GenerationRequest, Job, LedgerEntry
+
+if TYPE_CHECKING:
+    from imagemint.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -62,10 +65,11 @@ class ProviderImage:
 class ProviderResult:
     images: list[ProviderImage]
     model: str  # the provider model that ran
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0  # all input tokens (text and images)
     completion_tokens: int = 0
     warnings: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    input_image_tokens: int = 0  # the image part of prompt_tokens (priced apart from text)
 
 
 class ImageProvider(Protocol):
@@ -120,14 +124,6 @@ class AccountStore(Protocol):
 
     def get_key(self, key_hash: str) -> ApiKeyRecord | None: ...
 
-    def charge(self, account_id: str, amount: int) -> int:
-        """Take ``amount`` credits atomically; raise InsufficientCredits; return the new balance."""
-        ...
-
-    def refund(self, account_id: str, amount: int) -> int: ...
-
-    def add_credits(self, account_id: str, amount: int) -> int: ...
-
     # Keys (imagemint.domain.auth).
     def touch_key(self, key_hash: str, at: float, min_interval_s: float) -> bool:
         """Set ``last_used_at`` unless it was set less than ``min_interval_s`` ago; True when written."""
@@ -176,6 +172,49 @@ class Pipeline(Protocol):
         ...
 
 
+# ---------------------------------------------------------------- rate limits
+
+#: How long a concurrency lease lives: longer than any generation (the state machine's task
+#: timeouts), so a lease this old belongs to a function that died.
+LEASE_S = 300.0
+
+
+class LimitStore(Protocol):
+    """Counters and leases of the rate limits (:mod:`imagemint.api.ratelimit`)."""
+
+    def hit(self, counter: str, limit: int, expires_at: int) -> int | None:
+        """Count one request in ``counter`` unless it holds ``limit``; the new count, or None when full."""
+        ...
+
+    def acquire(self, slot: str, lease: str, limit: int, at: float) -> bool:
+        """Add ``lease`` (expiring at ``at + LEASE_S``) to ``slot`` unless it holds ``limit`` live leases."""
+        ...
+
+    def release(self, slot: str, lease: str) -> None: ...
+
+
+# ---------------------------------------------------------------- the bundle
+
+
+@dataclass
+class Deps:
+    """The ports of one process, as the domain and the dialects take them.
+
+    :mod:`imagemint.wiring` builds it (``get_deps()``); tests and the local runtime
+    pass their own (``wiring.set_deps``).
+    """
+
+    settings: Settings
+    jobs: JobStore
+    accounts: AccountStore
+    images: ImageStore
+    pipeline: Pipeline | None = None
+    # Rate-limit counters (imagemint.api.ratelimit) and the Idempotency-Key persistence layer
+    # (imagemint.api.idempotency); None -> that feature is off (unit tests that do not set them).
+    limits: LimitStore | None = None
+    idempotency: Any | None = None
+
+
 # ---------------------------------------------------------------- minting
 
 #: Chains a minter may sign for besides a configured local development chain.
@@ -193,7 +232,7 @@ class Moment(BaseModel):
     the token was set up in a separate transaction).
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)  # only the mint path builds it
 
     contractAddress: str
     tokenId: str

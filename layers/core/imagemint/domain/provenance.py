@@ -40,8 +40,8 @@ from typing import Any
 
 from imagemint import APP_NAME, __version__, wiring
 from imagemint.domain.models import GenerationRequest, GenerationResult, StoredImage
+from imagemint.domain.ports import Deps
 from imagemint.observability import logger
-from imagemint.wiring import Deps
 
 
 def _tags(job_id: str, media_type: str, extra: dict[str, str] | None = None) -> list[tuple[str, str]]:

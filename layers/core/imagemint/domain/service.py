@@ -24,19 +24,23 @@ from imagemint.domain.models import (
     StoredImage,
     new_job_id,
 )
-from imagemint.domain.ports import InputImage
+from imagemint.domain.ports import Deps, InputImage
+
+# The dialects name these service.file_url / service.job_url; they live with the job view.
+from imagemint.domain.views import file_url as file_url
+from imagemint.domain.views import job_url as job_url
 from imagemint.errors import Conflict, ImagemintError, InternalError, from_dict
 from imagemint.observability import logger
-from imagemint.wiring import Deps
 
 
 def validate(deps: Deps, request: GenerationRequest, *, has_refs: bool) -> registry.Resolved:
-    return registry.resolve(request, aliases=_aliases(deps), has_refs=has_refs)
-
-
-def _aliases(deps: Deps) -> dict[str, str]:
-    configured = deps.settings.aliases()
-    return {**registry.DEFAULT_ALIASES, **configured}
+    """The request checked against its model, resolved to the live model that runs (as of today)."""
+    return registry.resolve(
+        request,
+        aliases=deps.settings.aliases(),
+        has_refs=has_refs,
+        default_model=deps.settings.default_model,
+    )
 
 
 def _accept(
@@ -185,16 +189,6 @@ def resume(deps: Deps, job: Job) -> Job:
 
 def image_bytes(deps: Deps, image: StoredImage) -> bytes:
     return deps.images.get(image.key)
-
-
-def file_url(base_url: str, image: StoredImage) -> str:
-    """A durable URL on our API for an image in our bucket (redirects to a fresh signed URL)."""
-    return f"{base_url}/api/files/{image.key.removeprefix('images/')}"
-
-
-def job_url(base_url: str, job_id: str) -> str:
-    """Where the owner follows a job (``GET``), as async answers, job views and webhooks name it."""
-    return f"{base_url}/api/jobs/{job_id}"
 
 
 def signed_url(deps: Deps, image: StoredImage) -> str:

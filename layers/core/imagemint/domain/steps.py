@@ -18,20 +18,20 @@ from typing import Any
 from imagemint.domain import credits, registry
 from imagemint.domain.models import (
     EXTENSIONS,
-    MEDIA_TYPES,
     GenerationRequest,
     GenerationResult,
     ImageInput,
     StoredImage,
     Usage,
 )
-from imagemint.domain.ports import InputImage, ProviderCall, ProviderResult
-from imagemint.domain.service import _aliases, sha256_hex
+from imagemint.domain.ports import Deps, InputImage, ProviderCall, ProviderResult
+from imagemint.domain.service import sha256_hex, validate
 from imagemint.errors import ImagemintError, InternalError, from_dict
 from imagemint.observability import logger
-from imagemint.wiring import Deps
 
 _STEP_ERRORS: dict[str, type[Exception]] = {}
+# GenerationRequest.extra keys passed on to the provider (OpenAI's end-user identifiers).
+PASSED_THROUGH = ("user", "safety_identifier")
 
 
 def _step_error(exc: ImagemintError) -> Exception:
@@ -117,7 +117,7 @@ def generate(deps: Deps, job_id: str, request: GenerationRequest) -> GenerationR
 def _generate(deps: Deps, job_id: str, request: GenerationRequest) -> GenerationResult:
     from imagemint.wiring import provider_for
 
-    resolved = registry.resolve(request, aliases=_aliases(deps), has_refs=bool(request.references))
+    resolved = validate(deps, request, has_refs=bool(request.references))
     refs = tuple(load_input(deps, r) for r in request.references)
     mask = load_input(deps, request.mask) if request.mask else None
     provider, warnings = provider_for(resolved.spec, deps.settings)
@@ -141,6 +141,7 @@ def _generate(deps: Deps, job_id: str, request: GenerationRequest) -> Generation
             mask=mask,
             output_compression=request.output_compression,
             moderation=request.moderation,
+            extra={k: request.extra[k] for k in PASSED_THROUGH if request.extra.get(k)},
             **options,
         )
         return provider.generate(call)
@@ -168,11 +169,13 @@ def _generate(deps: Deps, job_id: str, request: GenerationRequest) -> Generation
 
     stored: list[StoredImage] = []
     usage = Usage()
+    image_tokens = 0
     meta: dict[str, Any] = {}
     for r in ok:
         warnings.extend(w for w in r.warnings if w not in warnings)
         usage.prompt_tokens += r.prompt_tokens
         usage.completion_tokens += r.completion_tokens
+        image_tokens += r.input_image_tokens
         meta.update(r.metadata)
         for img in r.images:
             i = len(stored)
@@ -206,32 +209,38 @@ def _generate(deps: Deps, job_id: str, request: GenerationRequest) -> Generation
         size=f"{stored[0].width}x{stored[0].height}",
         usage=usage,
         warnings=warnings,
-        cost_usd=round(resolved.price_per_image * len(stored), 6),
+        cost_usd=registry.cost_usd(
+            resolved,
+            len(stored),
+            text_tokens=usage.prompt_tokens - image_tokens,
+            image_tokens=image_tokens,
+            output_tokens=usage.completion_tokens,
+        ),
         provider_metadata=meta,
     )
 
 
 def _ingested(deps: Deps, job_id: str, request: GenerationRequest) -> GenerationResult:
-    """An image dropped into ``ingest/``: checked and kept like a generated one (no provider runs)."""
-    import io
+    """An image dropped into ``ingest/``: checked and kept like a generated one (no provider runs).
 
-    from PIL import Image, UnidentifiedImageError
-
+    The format and size come from the file's header (magic bytes, then the PNG
+    IHDR / JPEG SOF / WebP VP8 header), read without an image library: the
+    functions that run this attach the core layer only.
+    """
+    from imagemint.adapters.net.sniff import image_dimensions, sniff_media_type
     from imagemint.errors import InputRefused
 
     source = str(request.extra["source_key"])
     data = deps.images.get(source)
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            fmt = (img.format or "").lower()
-            width, height = img.size
-    except (UnidentifiedImageError, OSError):
-        raise InputRefused(f"{source} is not a PNG, JPEG or WebP image", param="object") from None
-    media_type = MEDIA_TYPES.get(fmt)
-    if media_type is None:
-        raise InputRefused(
-            f"{source} is a {fmt or 'unknown'} image; PNG, JPEG or WebP expected", param="object"
-        )
+    sniffed = sniff_media_type(data)
+    size = image_dimensions(data) if sniffed else None
+    if sniffed is None or size is None:
+        raise InputRefused(f"{source} is not a PNG, JPEG or WebP image", param="object")
+    if sniffed not in EXTENSIONS:
+        fmt = sniffed.removeprefix("image/")
+        raise InputRefused(f"{source} is a {fmt} image; PNG, JPEG or WebP expected", param="object")
+    media_type = sniffed
+    width, height = size
     key = f"images/{job_id}/0.{EXTENSIONS[media_type]}"
     deps.images.put(key, data, media_type, {"job-id": job_id})
     image = StoredImage(
@@ -248,10 +257,15 @@ def _ingested(deps: Deps, job_id: str, request: GenerationRequest) -> Generation
     )
 
 
+def _token_cost(res: GenerationResult) -> float | None:
+    """The real cost when the provider reported token usage (what the charge is trued down to)."""
+    return res.cost_usd if res.usage.completion_tokens > 0 else None
+
+
 def record(deps: Deps, job_id: str, result: dict[str, Any]) -> dict[str, Any]:
     res = GenerationResult.model_validate(result)
     deps.jobs.update(job_id, status="SUCCEEDED", result=res.model_dump(exclude_none=True))
-    credits.settle(deps, job_id, delivered=len(res.images))  # last: a retry of this step re-runs it once
+    credits.settle(deps, job_id, delivered=len(res.images), actual_usd=_token_cost(res))  # last: once
     return res.model_dump(exclude_none=True)
 
 
@@ -315,5 +329,5 @@ def record_state(deps: Deps, state: dict[str, Any]) -> dict[str, Any]:
         extra["resume_from"] = missing[0]
         extra["provenance_error"] = error_from_step(failure)
     deps.jobs.update(job_id, status=status, result=res.model_dump(exclude_none=True), **extra)
-    credits.settle(deps, job_id, delivered=len(res.images))  # last: a retry of this step re-runs it once
+    credits.settle(deps, job_id, delivered=len(res.images), actual_usd=_token_cost(res))  # last: once
     return res.model_dump(exclude_none=True)

@@ -24,9 +24,9 @@ import time
 from typing import Any
 
 from imagemint.domain import credits, steps
+from imagemint.domain.ports import Deps
 from imagemint.errors import Conflict, ImagemintError, InternalError
 from imagemint.observability import logger
-from imagemint.wiring import Deps
 
 BATCH = 100
 

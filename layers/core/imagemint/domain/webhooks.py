@@ -38,13 +38,14 @@ from typing import TYPE_CHECKING, Any
 
 from imagemint import __version__
 from imagemint.domain import auth
+from imagemint.domain.views import public_view
 from imagemint.errors import InputRefused, InvalidRequest, WebhookFailed
 from imagemint.observability import logger
 
 if TYPE_CHECKING:
     from imagemint.adapters.net.fetch import Opener, Resolver
+    from imagemint.domain.ports import Deps
     from imagemint.settings import Settings
-    from imagemint.wiring import Deps
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the prefix of every signing secret, not a secret
 TOLERANCE_S = 5 * 60
@@ -119,7 +120,6 @@ def deliver(
 ) -> dict[str, Any]:
     """One delivery attempt of the job's outcome; :class:`WebhookFailed` unless a 2xx came back."""
     from imagemint.adapters.net import fetch
-    from imagemint.api import jobs
 
     job = deps.jobs.get(job_id)
     if job is None:
@@ -127,7 +127,7 @@ def deliver(
     url = (job.request or {}).get("webhook_url")
     if not url:
         return {"skipped": True}
-    view = jobs.public_view(job, job.base_url or deps.settings.public_base_url)
+    view = public_view(job, job.base_url or deps.settings.public_base_url)
     msg_id, body = event_for(view)
     previous = job.webhook or {}
     attempts = (previous.get("attempts", 0) if previous.get("event_id") == msg_id else 0) + 1

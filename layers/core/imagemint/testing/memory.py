@@ -8,7 +8,7 @@ from typing import Any
 
 from imagemint.domain.credits import insufficient
 from imagemint.domain.models import OPEN_STATUSES, Account, ApiKeyRecord, Job, LedgerEntry, now
-from imagemint.errors import Conflict, InsufficientCredits, NotFound
+from imagemint.errors import Conflict, NotFound
 
 
 class MemoryImageStore:
@@ -98,25 +98,6 @@ class MemoryAccountStore:
 
     def get_key(self, key_hash: str) -> ApiKeyRecord | None:
         return self.keys.get(key_hash)
-
-    def _add(self, account_id: str, delta: int, require: bool) -> int:
-        with self._lock:
-            account = self.accounts.get(account_id)
-            if account is None:
-                raise NotFound("Account not found")
-            if require and account.credits + delta < 0:
-                raise InsufficientCredits("Insufficient credits", required=-delta, available=account.credits)
-            self.accounts[account_id] = account.model_copy(update={"credits": account.credits + delta})
-            return account.credits + delta
-
-    def charge(self, account_id: str, amount: int) -> int:
-        return self._add(account_id, -amount, True)
-
-    def refund(self, account_id: str, amount: int) -> int:
-        return self._add(account_id, amount, False)
-
-    def add_credits(self, account_id: str, amount: int) -> int:
-        return self._add(account_id, amount, False)
 
     def touch_key(self, key_hash: str, at: float, min_interval_s: float) -> bool:
         with self._lock:

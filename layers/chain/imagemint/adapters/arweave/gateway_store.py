@@ -32,6 +32,9 @@ module-level ``API_URL`` is set to this gateway. Parts replaced, and why:
 - ``TransactionUploader``: returns error statuses and can loop forever; our chunk loop has bounded tries.
 - ``get_data()``: chunked download is broken, no content type; we GET /<id> and check it against data_root.
 - HTTP: ``requests`` without timeouts, UnboundLocalError on a non-200 price; stdlib HTTP with timeouts.
+
+Every request goes through one :data:`Transport` (``urllib_transport`` by
+default): tests pass one that records the requests or answers for the gateway.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from email.message import Message
 from typing import Any
@@ -68,13 +72,33 @@ _USER_AGENT = "imagemint-arweave/1"
 
 
 @dataclass(frozen=True)
-class _Response:
+class GatewayResponse:
+    """One answer of the gateway, whatever its status."""
+
     status: int
-    headers: Message
+    headers: Message | Mapping[str, str]
     body: bytes
 
     def text(self, limit: int = 200) -> str:
         return " ".join(self.body[:limit].decode("utf-8", errors="replace").split())
+
+
+#: ``(method, url, body, headers, timeout_s) -> GatewayResponse``; raises OSError (or
+#: http.client.HTTPException) when the gateway cannot be reached.
+Transport = Callable[[str, str, bytes | None, Mapping[str, str], float], GatewayResponse]
+
+
+def urllib_transport(
+    method: str, url: str, body: bytes | None, headers: Mapping[str, str], timeout: float
+) -> GatewayResponse:
+    """The default :data:`Transport`: one stdlib request; an HTTP error status is an answer too."""
+    req = urllib.request.Request(url, data=body, method=method, headers=dict(headers))  # noqa: S310
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (http(s) checked)
+            return GatewayResponse(resp.status, resp.headers, resp.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return GatewayResponse(exc.code, exc.headers, exc.read())
 
 
 class _Unreachable(Exception):
@@ -96,6 +120,7 @@ class GatewayArchiveStore:
         max_attempts: int = 3,
         http_timeout_s: float = 30.0,
         public_base_url: str | None = None,
+        transport: Transport = urllib_transport,
     ) -> None:
         parsed = urllib.parse.urlparse(gateway_url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -109,6 +134,7 @@ class GatewayArchiveStore:
         self.poll_interval_s = float(poll_interval_s)
         self.max_attempts = int(max_attempts)
         self.http_timeout_s = float(http_timeout_s)
+        self._transport = transport
         self._owner = owner(jwk)
         self.address = wallet_address(jwk)
         self._lib_wallet = self._library_wallet(jwk)
@@ -130,22 +156,17 @@ class GatewayArchiveStore:
 
     # ------------------------------------------------------------------ HTTP
 
-    def _request(self, method: str, path: str, body: bytes | None = None) -> _Response:
+    def _request(self, method: str, path: str, body: bytes | None = None) -> GatewayResponse:
         headers = {"User-Agent": _USER_AGENT, "Accept": "*/*"}
         if body is not None:
             headers["Content-Type"] = "application/json"
-        req = urllib.request.Request(self._api + path, data=body, method=method, headers=headers)  # noqa: S310
         try:
-            with urllib.request.urlopen(req, timeout=self.http_timeout_s) as resp:  # noqa: S310 (http(s) checked)
-                return _Response(resp.status, resp.headers, resp.read())
-        except urllib.error.HTTPError as exc:
-            with exc:
-                return _Response(exc.code, exc.headers, exc.read())
+            return self._transport(method, self._api + path, body, headers, self.http_timeout_s)
         except (urllib.error.URLError, http.client.HTTPException, TimeoutError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise _Unreachable(f"{method} {path}: {reason}") from None
 
-    def _get_with_retries(self, path: str) -> _Response:
+    def _get_with_retries(self, path: str) -> GatewayResponse:
         """GET with up to ``max_attempts`` tries on network errors, 408, 429 and 5xx."""
         last = ""
         for attempt in range(self.max_attempts):

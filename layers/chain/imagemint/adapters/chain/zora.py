@@ -5,6 +5,11 @@ One creator = one ``ZoraCreator1155`` contract, created through the
 (``setupNewToken(uri, maxSupply)``) plus one copy minted to the creator
 (``adminMint(creator, tokenId, 1, "")``).
 
+The module is the protocol only: the ABI fragments and addresses are in
+:mod:`.abi`; signing, nonces, fee and gas guards, receipts and re-sending a
+journalled transaction are the generic :class:`~.txengine.TxEngine`'s (its
+module doc has the rules).
+
 Transactions
     When the signer is an admin of the creator's contract, the token is set up
     and minted in ONE transaction through the contract's ``multicall``::
@@ -20,6 +25,8 @@ Transactions
     ``reverted``), and the id in the ``SetupNewToken`` event is checked
     against ``next`` afterwards. A signer that is only a minter (not an admin) uses two
     transactions: ``setupNewToken``, then ``adminMint`` with the event's id.
+    Another process minting with the same key by mistake corrupts nothing: a
+    taken token id makes the multicall revert on the contract's own guard.
 
 Contracts
     :meth:`ZoraMinter.ensure_contract` uses the factory's
@@ -44,19 +51,19 @@ Re-runs after a crash (``journal`` / :meth:`ZoraMinter.resume`)
     expected token id, and the signed transaction: hash, raw bytes, nonce)
     after the transaction is signed and BEFORE it is sent. A re-run hands
     that record to :meth:`ZoraMinter.resume`, which settles the transaction
-    without signing anything new for the same step:
+    (:meth:`~.txengine.TxEngine.settle`) without signing anything new for the
+    same step:
 
     - a receipt exists: the moment comes from it (the token id from its
       ``SetupNewToken`` event);
     - no receipt and the sender's nonce is still unused: the same raw
-      transaction is sent again (same nonce: it can be mined at most once)
-      and awaited;
+      transaction is sent again and awaited;
     - no receipt and the nonce was taken by another transaction: it was
       never mined and never can be, so ``resume`` returns None and the caller
       mints afresh; a reverted multicall or ``setupNewToken`` also returns
       None (nothing was set up);
-    - no receipt, nonce unused, and the node refuses the raw transaction
-      (e.g. a balance too low for it now): ``MintError`` (``rpc_error``), the
+    - no receipt, nonce unused, and the node refuses the raw transaction (e.g.
+      a balance too low for it now): ``MintError`` (``rpc_error``), the
       record stays as it is. Minting afresh here could mint twice should the
       refused transaction still be mined, so the next re-run settles it
       again; once anything else of this signer takes the nonce, that is
@@ -65,62 +72,38 @@ Re-runs after a crash (``journal`` / :meth:`ZoraMinter.resume`)
     After a two-transaction mint's ``setupNewToken`` only the ``adminMint``
     is sent again, for the token already set up.
 
-Nonces and concurrency
-    Every transaction of one signer (per chain) is built, signed, sent and
-    awaited under a process-wide lock, with the nonce taken as
-    ``max(eth_getTransactionCount(pending), last used + 1)``. Holding the lock
-    until the receipt keeps gas estimation and the token-id guard exact and
-    leaves no nonce gap after a failure; the price is one transaction per block
-    per signer (~2 s on Base), which the asynchronous mint step absorbs.
-
-    The lock does not reach other processes. In AWS the mint function must run
-    with reserved concurrency 1 per signer key (one signer per concurrency-1
-    mint function; add signers and functions to scale out). Other processes
-    using the same key by mistake do not corrupt anything: a taken nonce is
-    answered with "nonce too low" and retried with a fresh nonce, a taken token
-    id makes the multicall revert on the contract's own guard. A DynamoDB nonce
-    counter was not built: with the lock held through the receipt it would buy
-    nothing while a single writer per key is the rule.
-
-Guards (all raise :class:`~imagemint.domain.ports.MintError` before signing)
-    - the configured chain id must be 8453 (Base), 84532 (Base Sepolia) or the
-      configured local id, and the node's ``eth_chainId`` must equal it
-      (checked before every signature);
-    - the latest base fee must not exceed ``max_fee_gwei`` (EIP-1559
-      ``maxFeePerGas`` is ``min(cap, 2 * base + tip)``, the tip at most
-      ``max_priority_fee_gwei``);
-    - the estimated gas must not exceed ``gas_limit_cap``.
-    Receipts are checked for ``status == 1`` and decoded with
-    ``errors=DISCARD`` (other contracts' events in the receipt are ignored).
+Receipts are decoded with ``errors=DISCARD`` (other contracts' events in the
+receipt are ignored). Every failure raises
+:class:`~imagemint.errors.MintError` with a ``reason``.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
-import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from web3 import Web3
-from web3.exceptions import (
-    ContractCustomError,
-    ContractLogicError,
-    TimeExhausted,
-    TransactionNotFound,
-    Web3Exception,
-)
 from web3.logs import DISCARD
 
-from imagemint.domain.ports import PUBLIC_CHAIN_IDS, Moment, MomentMinter
+from imagemint.adapters.chain.abi import (
+    CONTRACT_BASE_ID,
+    CREATOR_1155_ABI,
+    FACTORY_ABI,
+    OPEN_EDITION_SUPPLY,
+    PERMISSION_BIT_ADMIN,
+    PERMISSION_BIT_MINTER,
+    TOKEN_ID_MISMATCH,
+    ZORA_FACTORY_ADDRESSES,
+)
+from imagemint.adapters.chain.txengine import SignedTx, TxEngine, checksum_address, to_hex
+from imagemint.domain.ports import Moment, MomentMinter
 from imagemint.errors import MintError
 
 if TYPE_CHECKING:
@@ -128,151 +111,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: The ZoraCreator1155Factory proxy on Base and Base Sepolia (same address on both).
-ZORA_FACTORY_ADDRESSES: dict[int, str] = {
-    8453: "0x777777C338d93e2C7adf08D102d45CA7CC4Ed021",
-    84532: "0x777777C338d93e2C7adf08D102d45CA7CC4Ed021",
-}
-
-CONTRACT_BASE_ID = 0
-PERMISSION_BIT_ADMIN = 2**1
-PERMISSION_BIT_MINTER = 2**2
-#: Zora's "open edition" supply (uint64 max), what In Process moments use.
-OPEN_EDITION_SUPPLY = 2**64 - 1
-
-_TOKEN_ID_MISMATCH = "0x" + keccak(text="TokenIdMismatch(uint256,uint256)")[:4].hex()
-_NONCE_ERRORS = ("nonce too low", "invalid nonce", "already known", "replacement transaction underpriced")
-_KNOWN_TX_ERRORS = ("already known", "known transaction", "already imported", "alreadyknown")
 #: Version of the pending-mint records written through a journal.
 JOURNAL_VERSION = 1
 _STAGES = ("multicall", "setup", "admin_mint")
 
 #: Persists a pending-mint record (a JSON-ready dict) before its transaction is sent.
 MintJournal = Callable[[dict[str, Any]], None]
-
-
-# --- Minimal ABI: only the functions and events used here (checked against the
-# --- published artifacts by the tests).
-
-
-def _params(spec: list[tuple[str, str]], indexed: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    out = []
-    for name, typ in spec:
-        item: dict[str, Any] = {"name": name, "type": typ}
-        if typ == "tuple":
-            item["components"] = [
-                {"name": "royaltyMintSchedule", "type": "uint32"},
-                {"name": "royaltyBPS", "type": "uint32"},
-                {"name": "royaltyRecipient", "type": "address"},
-            ]
-        if indexed:
-            item["indexed"] = name in indexed
-        out.append(item)
-    return out
-
-
-def _fn(name: str, inputs: list[tuple[str, str]], outputs: list[str], mutability: str) -> dict[str, Any]:
-    return {
-        "type": "function",
-        "name": name,
-        "inputs": _params(inputs),
-        "outputs": [{"name": "", "type": t} for t in outputs],
-        "stateMutability": mutability,
-    }
-
-
-def _event(name: str, inputs: list[tuple[str, str]], indexed: tuple[str, ...]) -> dict[str, Any]:
-    return {"type": "event", "name": name, "inputs": _params(inputs, indexed), "anonymous": False}
-
-
-_ROYALTY = ("defaultRoyaltyConfiguration", "tuple")
-
-FACTORY_ABI: list[dict[str, Any]] = [
-    _fn(
-        "createContractDeterministic",
-        [("newContractURI", "string"), ("name", "string"), _ROYALTY]
-        + [("defaultAdmin", "address"), ("setupActions", "bytes[]")],
-        ["address"],
-        "nonpayable",
-    ),
-    _fn(
-        "deterministicContractAddressWithSetupActions",
-        [("msgSender", "address"), ("newContractURI", "string"), ("name", "string")]
-        + [("contractAdmin", "address"), ("setupActions", "bytes[]")],
-        ["address"],
-        "view",
-    ),
-    _event(
-        "SetupNewContract",
-        [("newContract", "address"), ("creator", "address"), ("defaultAdmin", "address")]
-        + [("contractURI", "string"), ("name", "string"), _ROYALTY],
-        indexed=("newContract", "creator", "defaultAdmin"),
-    ),
-]
-
-CREATOR_1155_ABI: list[dict[str, Any]] = [
-    _fn("multicall", [("data", "bytes[]")], ["bytes[]"], "nonpayable"),
-    _fn("setupNewToken", [("newURI", "string"), ("maxSupply", "uint256")], ["uint256"], "nonpayable"),
-    _fn(
-        "adminMint",
-        [("recipient", "address"), ("tokenId", "uint256"), ("quantity", "uint256"), ("data", "bytes")],
-        [],
-        "nonpayable",
-    ),
-    _fn("assumeLastTokenIdMatches", [("lastTokenId", "uint256")], [], "view"),
-    _fn("nextTokenId", [], ["uint256"], "view"),
-    _fn(
-        "isAdminOrRole", [("user", "address"), ("tokenId", "uint256"), ("role", "uint256")], ["bool"], "view"
-    ),
-    _fn(
-        "addPermission",
-        [("tokenId", "uint256"), ("user", "address"), ("permissionBits", "uint256")],
-        [],
-        "nonpayable",
-    ),
-    _fn("uri", [("tokenId", "uint256")], ["string"], "view"),
-    _fn("balanceOf", [("account", "address"), ("id", "uint256")], ["uint256"], "view"),
-    _event(
-        "SetupNewToken",
-        [("tokenId", "uint256"), ("sender", "address"), ("newURI", "string"), ("maxSupply", "uint256")],
-        indexed=("tokenId", "sender"),
-    ),
-]
-
-
-# --- Process-wide per-signer state.
-
-_STATE_GUARD = threading.Lock()
-_SIGNER_LOCKS: dict[tuple[int, str, str], threading.RLock] = {}
-_NEXT_NONCE: dict[tuple[int, str, str], int] = {}
-
-
-def _signer_lock(key: tuple[int, str, str]) -> threading.RLock:
-    with _STATE_GUARD:
-        lock = _SIGNER_LOCKS.get(key)
-        if lock is None:
-            lock = _SIGNER_LOCKS[key] = threading.RLock()
-        return lock
-
-
-def _gwei_to_wei(value: float | Decimal | str) -> int:
-    return int(Decimal(str(value)) * 10**9)
-
-
-def _hex(value: Any) -> str:
-    if isinstance(value, bytes | bytearray):
-        return "0x" + bytes(value).hex()
-    to_hex = getattr(value, "to_0x_hex", None)
-    return to_hex() if to_hex else str(value)
-
-
-@dataclass(frozen=True)
-class SignedTx:
-    """A signed transaction about to be sent: what a re-run needs to find it or send it again."""
-
-    hash: str
-    raw: str  # 0x-hex of the raw signed transaction
-    nonce: int
 
 
 @dataclass(frozen=True)
@@ -286,7 +130,11 @@ class MintOutcome:
 
 
 class ZoraMinter(MomentMinter):
-    """Mints moments on Zora 1155 contracts with one local signer (see module doc)."""
+    """Mints moments on Zora 1155 contracts with one local signer (see module doc).
+
+    The engine options (signer, chain id, fee and gas caps, timeouts) build its
+    :class:`~.txengine.TxEngine`, kept as ``tx``.
+    """
 
     def __init__(
         self,
@@ -306,45 +154,39 @@ class ZoraMinter(MomentMinter):
         receipt_timeout_s: float = 120.0,
         poll_latency_s: float = 0.25,
     ) -> None:
-        allowed = set(PUBLIC_CHAIN_IDS) | ({local_chain_id} if local_chain_id is not None else set())
-        if chain_id not in allowed:
-            raise MintError(
-                f"Chain id {chain_id} is not allowed (allowed: {sorted(allowed)})",
-                reason="chain_id_not_allowed",
-                chain_id=chain_id,
-            )
+        self.tx = TxEngine(
+            w3,
+            signer=signer,
+            chain_id=chain_id,
+            max_fee_gwei=max_fee_gwei,
+            max_priority_fee_gwei=max_priority_fee_gwei,
+            gas_limit_cap=gas_limit_cap,
+            local_chain_id=local_chain_id,
+            gas_headroom=gas_headroom,
+            receipt_timeout_s=receipt_timeout_s,
+            poll_latency_s=poll_latency_s,
+        )
         self.w3 = w3
         self.signer = signer
         self.chain_id = chain_id
-        self.factory_address = self._address(factory_address, "factory_address")
-        self.max_fee_wei = _gwei_to_wei(max_fee_gwei)
-        self.max_priority_fee_wei = min(_gwei_to_wei(max_priority_fee_gwei), self.max_fee_wei)
-        self.gas_limit_cap = int(gas_limit_cap)
+        self.factory_address = checksum_address(factory_address, "factory_address")
         self.batch = batch
         self.max_supply = int(max_supply)
         self.contract_uri = contract_uri
-        self.gas_headroom = gas_headroom
-        self.receipt_timeout_s = receipt_timeout_s
-        self.poll_latency_s = poll_latency_s
-        # Per node as well as per signer: two chains with the same id (a fresh local chain, another
-        # anvil) must not share a nonce counter.
-        node = str(getattr(w3.provider, "endpoint_uri", None) or id(w3.provider))
-        self._key = (chain_id, signer.address, node)
-        self._lock = _signer_lock(self._key)
         self._factory = w3.eth.contract(address=self.factory_address, abi=FACTORY_ABI)
 
     # ----------------------------------------------------------------- public
 
     def ensure_contract(self, creator: str, contract_address: str | None, name: str) -> str:
         if contract_address:
-            address = self._address(contract_address, "contract_address")
-            with self._rpc("get_code"):
+            address = checksum_address(contract_address, "contract_address")
+            with self.tx.rpc("get_code"):
                 code = self.w3.eth.get_code(address)
             if not code:
                 raise MintError(f"No contract at {address}", reason="no_contract", contract=address)
             return address
 
-        creator = self._address(creator, "creator")
+        creator = checksum_address(creator, "creator")
         setup_actions: list[bytes] = []
         if creator != self.signer.address:
             grant = self._token_contract(self.factory_address).encode_abi(
@@ -354,8 +196,8 @@ class ZoraMinter(MomentMinter):
         royalty = (0, 0, creator)
         args = [self.contract_uri, name, royalty, creator, setup_actions]
 
-        with self._lock:
-            with self._rpc("deterministicContractAddressWithSetupActions"):
+        with self.tx.lock:
+            with self.tx.rpc("deterministicContractAddressWithSetupActions"):
                 predicted = self._factory.functions.deterministicContractAddressWithSetupActions(
                     self.signer.address, self.contract_uri, name, creator, setup_actions
                 ).call()
@@ -364,9 +206,9 @@ class ZoraMinter(MomentMinter):
                 return Web3.to_checksum_address(predicted)
             data = self._factory.encode_abi("createContractDeterministic", args=args)
             try:
-                receipt = self._transact(self.factory_address, data, "createContract")
+                receipt = self.tx.transact(self.factory_address, data, "createContract")
             except MintError:
-                with self._rpc("get_code"):
+                with self.tx.rpc("get_code"):
                     if self.w3.eth.get_code(predicted):  # created meanwhile by another writer
                         return Web3.to_checksum_address(predicted)
                 raise
@@ -402,9 +244,9 @@ class ZoraMinter(MomentMinter):
         """
         if not isinstance(metadata_uri, str) or not metadata_uri:
             raise MintError("metadata_uri is empty", reason="config")
-        creator = self._address(creator, "creator")
-        contract = self._token_contract(self._address(contract_address, "contract_address"))
-        with self._lock:
+        creator = checksum_address(creator, "creator")
+        contract = self._token_contract(checksum_address(contract_address, "contract_address"))
+        with self.tx.lock:
             role = self._role(contract)
             if role is None:
                 raise MintError(
@@ -440,9 +282,9 @@ class ZoraMinter(MomentMinter):
             tx = pending["tx"]
             tx_hash, raw, nonce = str(tx["hash"]), str(tx["raw"]), int(tx["nonce"])
             chain_id = int(pending["chain_id"])
-            sender = self._address(pending["from"], "from")
-            contract = self._token_contract(self._address(pending["contract"], "contract"))
-            creator = self._address(pending["creator"], "creator")
+            sender = checksum_address(pending["from"], "from")
+            contract = self._token_contract(checksum_address(pending["contract"], "contract"))
+            creator = checksum_address(pending["creator"], "creator")
             uri = str(pending["uri"])
             expected = int(pending["token_id"]) if pending.get("token_id") not in (None, "") else None
         except (KeyError, TypeError, ValueError, MintError):
@@ -455,9 +297,9 @@ class ZoraMinter(MomentMinter):
                 reason="chain_id_mismatch",
                 chain_id=chain_id,
             )
-        with self._lock:
-            self._check_chain()
-            receipt = self._settle(tx_hash, raw, nonce, sender, stage)
+        with self.tx.lock:
+            self.tx.check_chain()
+            receipt = self.tx.settle(tx_hash, raw, nonce, sender, stage)
             if stage == "admin_mint":
                 assert expected is not None
                 if receipt is None:  # never mined: the token is set up, send its copy again
@@ -492,7 +334,7 @@ class ZoraMinter(MomentMinter):
         token_id: int | None,
         earlier: tuple[str, ...] = (),
     ) -> Callable[[SignedTx], None] | None:
-        """What ``_transact`` calls before sending: the pending-mint record, handed to ``journal``."""
+        """What the engine calls before sending: the pending-mint record, handed to ``journal``."""
         if journal is None:
             return None
         record = {
@@ -516,7 +358,7 @@ class ZoraMinter(MomentMinter):
         self, contract: Any, uri: str, creator: str, journal: MintJournal | None = None
     ) -> MintOutcome:
         for attempt in (1, 2):
-            with self._rpc("nextTokenId"):
+            with self.tx.rpc("nextTokenId"):
                 next_id = int(contract.functions.nextTokenId().call(block_identifier="latest"))
             calls = [
                 contract.encode_abi("assumeLastTokenIdMatches", args=[next_id - 1]),
@@ -526,9 +368,9 @@ class ZoraMinter(MomentMinter):
             data = contract.encode_abi("multicall", args=[[bytes.fromhex(c[2:]) for c in calls]])
             before_send = self._journal_step(journal, "multicall", contract.address, uri, creator, next_id)
             try:
-                receipt = self._send(contract.address, data, "multicall", before_send)
+                receipt = self.tx.transact(contract.address, data, "multicall", before_send=before_send)
             except MintError as exc:
-                if attempt == 1 and exc.details.get("revert_data", "").startswith(_TOKEN_ID_MISMATCH):
+                if attempt == 1 and exc.details.get("revert_data", "").startswith(TOKEN_ID_MISMATCH):
                     log.warning("token id taken by another writer; retrying", extra={"expected": next_id})
                     continue
                 raise
@@ -547,7 +389,7 @@ class ZoraMinter(MomentMinter):
     ) -> MintOutcome:
         data = contract.encode_abi("setupNewToken", args=[uri, self.max_supply])
         before_send = self._journal_step(journal, "setup", contract.address, uri, creator, None)
-        setup = self._send(contract.address, data, "setupNewToken", before_send)
+        setup = self.tx.transact(contract.address, data, "setupNewToken", before_send=before_send)
         token_id = self._token_id_from(setup, contract, uri)
         return self._admin_mint(contract, uri, creator, token_id, [setup], journal)
 
@@ -561,15 +403,15 @@ class ZoraMinter(MomentMinter):
         journal: MintJournal | None,
     ) -> MintOutcome:
         data = contract.encode_abi("adminMint", args=[creator, token_id, 1, b""])
-        hashes = tuple(_hex(r["transactionHash"]) for r in earlier)
+        hashes = tuple(to_hex(r["transactionHash"]) for r in earlier)
         before_send = self._journal_step(
             journal, "admin_mint", contract.address, uri, creator, token_id, hashes
         )
-        minted = self._send(contract.address, data, "adminMint", before_send)
+        minted = self.tx.transact(contract.address, data, "adminMint", before_send=before_send)
         return self._outcome(contract, token_id, [*earlier, minted], batched=False)
 
     def _outcome(self, contract: Any, token_id: int, receipts: list[Any], *, batched: bool) -> MintOutcome:
-        hashes = tuple(_hex(r["transactionHash"]) for r in receipts)
+        hashes = tuple(to_hex(r["transactionHash"]) for r in receipts)
         moment = Moment(
             contractAddress=contract.address, tokenId=str(token_id), hash=hashes[-1], chainId=self.chain_id
         )
@@ -594,191 +436,17 @@ class ZoraMinter(MomentMinter):
 
     def _role(self, contract: Any) -> str | None:
         me = self.signer.address
-        with self._rpc("isAdminOrRole"):
+        with self.tx.rpc("isAdminOrRole"):
             if contract.functions.isAdminOrRole(me, CONTRACT_BASE_ID, PERMISSION_BIT_ADMIN).call():
                 return "admin"
             if contract.functions.isAdminOrRole(me, CONTRACT_BASE_ID, PERMISSION_BIT_MINTER).call():
                 return "minter"
         return None
 
-    # ----------------------------------------------------------- transactions
-
-    def _check_chain(self) -> None:
-        with self._rpc("eth_chainId"):
-            node_chain = int(self.w3.eth.chain_id)
-        if node_chain != self.chain_id:
-            raise MintError(
-                f"The node is on chain {node_chain}, this minter signs for {self.chain_id}",
-                reason="chain_id_mismatch",
-                node_chain_id=node_chain,
-                chain_id=self.chain_id,
-            )
-
-    def _fees(self) -> dict[str, int]:
-        with self._rpc("get_block"):
-            block = self.w3.eth.get_block("latest")
-        base = int(block.get("baseFeePerGas") or 0)
-        if base > self.max_fee_wei:
-            raise MintError(
-                f"Base fee {base} wei is above the cap of {self.max_fee_wei} wei",
-                reason="base_fee_above_cap",
-                base_fee_wei=base,
-                max_fee_wei=self.max_fee_wei,
-            )
-        tip = self.max_priority_fee_wei
-        return {"maxFeePerGas": min(self.max_fee_wei, 2 * base + tip), "maxPriorityFeePerGas": tip}
-
-    def _next_nonce(self) -> int:
-        with self._rpc("get_transaction_count"):
-            pending = int(self.w3.eth.get_transaction_count(self.signer.address, "pending"))
-        return max(pending, _NEXT_NONCE.get(self._key, 0))
-
-    def _send(self, to: str, data: str, label: str, before_send: Callable[[SignedTx], None] | None) -> Any:
-        """:meth:`_transact`, journalled when ``before_send`` is given (an unjournalled call keeps
-        the three-argument form that the anvil race test wraps)."""
-        if before_send is None:
-            return self._transact(to, data, label)
-        return self._transact(to, data, label, before_send=before_send)
-
-    def _transact(
-        self, to: str, data: str, label: str, *, before_send: Callable[[SignedTx], None] | None = None
-    ) -> Any:
-        """Sign, send and await one transaction (caller holds the signer lock).
-
-        ``before_send`` gets each signed transaction before it is sent (a
-        journal; a new signature, e.g. after a refused nonce, is handed over again).
-        """
-        self._check_chain()
-        fees = self._fees()
-        call = {"from": self.signer.address, "to": to, "data": data, "value": 0}
-        with self._rpc(f"estimate_gas({label})"):
-            estimate = int(self.w3.eth.estimate_gas(call))  # type: ignore[arg-type]
-        if estimate > self.gas_limit_cap:
-            raise MintError(
-                f"{label} needs ~{estimate} gas, above the cap of {self.gas_limit_cap}",
-                reason="gas_above_cap",
-                gas_estimate=estimate,
-                gas_limit_cap=self.gas_limit_cap,
-            )
-        gas = min(self.gas_limit_cap, math.ceil(estimate * self.gas_headroom))
-
-        tx_hash = None
-        for attempt in range(3):
-            nonce = self._next_nonce()
-            tx = {**call, "chainId": self.chain_id, "nonce": nonce, "gas": gas, "type": 2, **fees}
-            tx.pop("from")
-            signed = self.signer.sign_transaction(tx)
-            if before_send is not None:
-                before_send(SignedTx(_hex(signed.hash), _hex(signed.raw_transaction), nonce))
-            try:
-                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-            except (Web3Exception, ValueError) as exc:
-                text = str(exc).lower()
-                if attempt < 2 and any(marker in text for marker in _NONCE_ERRORS):
-                    _NEXT_NONCE.pop(self._key, None)
-                    log.warning("nonce %s refused (%s); retrying with a fresh nonce", nonce, exc)
-                    continue
-                raise MintError(
-                    f"{label}: the node refused the transaction: {exc}", reason="rpc_error"
-                ) from None
-            except OSError as exc:
-                raise MintError(f"{label}: node unreachable: {exc}", reason="rpc_error") from None
-            _NEXT_NONCE[self._key] = nonce + 1
-            break
-        assert tx_hash is not None
-        return self._await(tx_hash, label)
-
-    def _await(self, tx_hash: Any, label: str, *, check_status: bool = True) -> Any:
-        """The receipt of a sent transaction (MintError ``timeout``, ``rpc_error``, or ``reverted``
-        unless ``check_status`` is False)."""
-        try:
-            receipt = self.w3.eth.wait_for_transaction_receipt(
-                tx_hash, timeout=self.receipt_timeout_s, poll_latency=self.poll_latency_s
-            )
-        except TimeExhausted:
-            _NEXT_NONCE.pop(self._key, None)  # re-read from the node: the tx may have been dropped
-            raise MintError(
-                f"{label}: no receipt after {self.receipt_timeout_s:g} s",
-                reason="timeout",
-                tx_hash=_hex(tx_hash),
-            ) from None
-        except (Web3Exception, OSError) as exc:
-            raise MintError(f"{label}: waiting for the receipt failed: {exc}", reason="rpc_error") from None
-        if check_status and receipt["status"] != 1:
-            raise MintError(f"{label} reverted", reason="reverted", tx_hash=_hex(tx_hash))
-        return receipt
-
-    def _receipt(self, tx_hash: str) -> Any:
-        """The receipt of a mined transaction, or None while it is pending or unknown."""
-        with self._rpc("get_transaction_receipt"):
-            try:
-                return self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
-            except TransactionNotFound:
-                return None
-
-    def _nonce_used(self, sender: str, nonce: int) -> bool:
-        with self._rpc("get_transaction_count"):
-            return int(self.w3.eth.get_transaction_count(sender, "latest")) > nonce  # type: ignore[arg-type]
-
-    def _settle(self, tx_hash: str, raw: str, nonce: int, sender: str, label: str) -> Any:
-        """The receipt of a journalled transaction, sending it again when it is not mined yet.
-
-        None when it was never mined and cannot be any more (its nonce was taken
-        by another transaction). A reverted receipt is returned as it is (the
-        caller decides). MintError when the node refuses it while its nonce is
-        unused (it may still be mined: the journal must keep it).
-        """
-        receipt = self._receipt(tx_hash)
-        if receipt is not None:
-            return receipt
-        if self._nonce_used(sender, nonce):
-            return self._receipt(tx_hash)  # mined in between, else replaced: None
-        try:
-            self.w3.eth.send_raw_transaction(raw)
-            log.info("sent pending %s %s again", label, tx_hash)
-        except Exception as exc:  # whatever the node (or eth-tester) raises, the chain state decides
-            receipt = self._receipt(tx_hash)
-            if receipt is not None:
-                return receipt
-            if self._nonce_used(sender, nonce):
-                return None
-            if not any(marker in str(exc).lower() for marker in _KNOWN_TX_ERRORS):
-                _NEXT_NONCE.pop(self._key, None)  # the next transaction of this signer re-reads its nonce
-                raise MintError(
-                    f"{label}: the node refused the pending transaction when it was sent again: {exc}",
-                    reason="rpc_error",
-                    tx_hash=tx_hash,
-                ) from None
-        if sender == self.signer.address:
-            _NEXT_NONCE[self._key] = max(_NEXT_NONCE.get(self._key, 0), nonce + 1)
-        return self._await(tx_hash, label, check_status=False)
-
     # ---------------------------------------------------------------- helpers
 
     def _token_contract(self, address: str) -> Any:
         return self.w3.eth.contract(address=address, abi=CREATOR_1155_ABI)
-
-    @staticmethod
-    def _address(value: str | None, param: str) -> str:
-        if not isinstance(value, str) or not Web3.is_address(value):
-            raise MintError(f"{param} is not an address: {value!r}", reason="bad_address", param=param)
-        return Web3.to_checksum_address(value)
-
-    @contextmanager
-    def _rpc(self, label: str) -> Iterator[None]:
-        """Turn web3 / transport failures into MintError (keeping revert data)."""
-        try:
-            yield
-        except MintError:
-            raise
-        except ContractCustomError as exc:
-            data = str(exc.data if isinstance(exc.data, str) else exc.message)
-            raise MintError(f"{label} reverted: {data}", reason="reverted", revert_data=data) from None
-        except ContractLogicError as exc:
-            data = exc.data if isinstance(exc.data, str) else ""
-            raise MintError(f"{label} reverted: {exc.message}", reason="reverted", revert_data=data) from None
-        except (Web3Exception, OSError, ValueError) as exc:
-            raise MintError(f"{label} failed: {exc}", reason="rpc_error") from None
 
 
 # --------------------------------------------------------------- configuration

@@ -1,50 +1,55 @@
-"""The fal provider (``fal``): fal's queue API through fal-client 1.0.3's ``SyncClient``.
+"""The fal provider (``fal``): fal's queue API over HTTP, with one owner for retries.
 
-One :meth:`FalProvider.generate` call is one queue request:
+One :meth:`FalProvider.generate` call is one queue request, driven by
+:class:`FalQueue` (plain ``httpx``, one HTTP request per call, never a retry of
+its own):
 
-1. ``client.submit(app, arguments)`` posts the arguments (``POST {queue}/{app}``)
-   and gets back ``request_id`` and the ``status_url`` / ``response_url`` /
-   ``cancel_url`` to use from then on.
-2. ``handle.status()`` is polled (interval growing from ``poll_interval_s`` to
-   ``max_poll_interval_s``) until ``COMPLETED``. A failed poll (5xx or a
+1. ``POST {queue}/{app}`` with the arguments (``Authorization: Key ...``,
+   ``X-Fal-Request-Timeout``: fal drops a request that has not started by then)
+   answers ``request_id`` and the ``status_url`` / ``response_url`` /
+   ``cancel_url`` to use from then on (they must be on the queue's own origin:
+   the key is sent there).
+2. ``GET status_url`` is polled (interval growing from ``poll_interval_s`` to
+   ``max_poll_interval_s``) until ``COMPLETED``. A failed poll (429, 5xx or a
    connection error) is retried at the next interval, up to three in a row: the
    request keeps running at fal whatever happens to one poll.
-3. ``handle.get()`` fetches the result; every image URL in it is downloaded at
-   once (fal's CDN URLs expire), ``data:`` URIs (``sync_mode``) are decoded in
+3. ``GET response_url`` fetches the result; every image URL in it is downloaded
+   at once (fal's CDN URLs expire), ``data:`` URIs (``sync_mode``) are decoded in
    place.
 
-The queue wait is bounded by ``timeout_s`` (``settings.provider_timeout_s``):
+Retries have one owner: this adapter
+------------------------------------
+fal-client retries 408 / 409 / 429 up to 10 times (~50 s of backoff) with no
+public switch to turn that off, and the state machine's generate step used to
+retry ``RateLimited`` again: a synchronous request could wait well past API
+Gateway's 29 s. So fal-client is not used; the submission alone is retried here,
+on 408 / 409 / 429 and on a connection that could not be opened, after the
+answer's ``Retry-After`` (else 0.5 s, doubling, at most 4 s), at most
+``_MAX_SUBMIT_ATTEMPTS`` times and only while the wait fits in ``retry_budget_s``
+(default :data:`DEFAULT_RETRY_BUDGET_S`, never more than ``timeout_s``). A wait
+that does not fit ends the call at once with :class:`~imagemint.errors.RateLimited`
+carrying fal's ``Retry-After``: the client decides when to come back, nothing
+below retries again (the state machine does not retry ``RateLimited``).
+
+The whole queue wait is bounded by ``timeout_s`` (``settings.provider_timeout_s``):
 the queue work runs in a daemon thread; at the deadline the request is
 cancelled (``PUT cancel_url``) and :class:`~imagemint.errors.ProviderTimeout`
-raised. Downloads then have the downloader's own timeout. The submission also
-carries ``X-Fal-Request-Timeout`` with the same value, so fal drops a request
-that has not started by then.
+raised. Downloads then have the downloader's own timeout.
 
 Errors: 422 / 400 → ``InvalidRequest`` (``param`` from the error's ``loc``),
 422 of type ``content_policy_violation`` → ``ModerationBlocked``; 401 / 403 →
 ``ProviderError`` naming the key; 429 → ``RateLimited`` (``retry_after`` from
-``Retry-After``, default 30; note fal-client itself retries 408 / 409 / 429
-up to 10 times with exponential backoff before giving up); 5xx, connection
-errors and malformed answers → ``ProviderError``; a result whose images were all
-flagged by the safety checker (``has_nsfw_concepts``) → ``ModerationBlocked``
-(flagged images among good ones are dropped, with a warning); a result without
-images → ``ProviderError``.
+``Retry-After``, default 30); 5xx, connection errors and malformed answers →
+``ProviderError``; a result whose images were all flagged by the safety checker
+(``has_nsfw_concepts``) → ``ModerationBlocked`` (flagged images among good ones
+are dropped, with a warning); a result without images → ``ProviderError``.
 
 Where the requests go
 ---------------------
-fal-client 1.0.3 builds the *submit* URL from a module-level format,
-``fal_client.client.QUEUE_URL_FORMAT = f"https://{FAL_QUEUE_RUN_HOST}/"``,
-where ``FAL_QUEUE_RUN_HOST`` is read from the environment once, when
-``fal_client.auth`` is imported (default ``queue.fal.run``). Everything after
-the submit (status, result, cancel) uses the URLs the queue answered with, so
-only that one format decides where the traffic goes. :func:`set_queue_url`
-replaces it for the whole process, with any scheme (``http://127.0.0.1:PORT``
-for a local stub: no TLS, no certificate set-up, no import-order games with
-environment variables), and returns the previous value so a test fixture can
-restore it (``tests/stubs/fixtures.py`` does). For real fal nothing needs to
-be set. :meth:`FalProvider.from_settings` applies ``settings.fal_queue_url``
-(``IMAGEMINT_FAL_QUEUE_URL``; empty: fal's own queue), so the running service
-reaches a stub by configuration alone.
+``queue_url`` (:data:`FAL_QUEUE_URL` by default; ``settings.fal_queue_url``,
+``IMAGEMINT_FAL_QUEUE_URL``, through :meth:`FalProvider.from_settings`) is per
+client: no process-wide state. Any scheme is taken (``http://127.0.0.1:PORT`` for
+a local stub), so the running service reaches a stub by configuration alone.
 
 The result images come from URLs the queue returned. The downloader
 (:class:`HttpDownloader`) takes only ``https``, checked again at every redirect
@@ -54,21 +59,24 @@ plain-http loopback stub (``Settings.fal_queue_is_local``: local testing, see
 :mod:`imagemint.settings`); the stub fixtures build their downloader with it.
 
 Models (``call.provider_model``; anything else gets the generic mapping of
-flux / playground):
+flux). Checked against fal's model pages and ``@fal-ai/client`` 1.10.1's
+endpoint types on 2026-11-28:
 
-- ``fal-ai/nano-banana-2``: ``prompt``, ``num_images``, ``aspect_ratio``,
-  ``resolution``, ``output_format`` (png / jpeg / webp), ``seed``. With
-  references it runs ``fal-ai/nano-banana-2/edit`` with ``image_urls``
-  (references as ``data:`` URIs: ``upload_file`` talks to fixed fal hosts).
+- ``fal-ai/nano-banana-2``: ``prompt``, ``num_images`` (1-4), ``aspect_ratio``
+  (auto, 21:9 ... 1:8), ``resolution`` (0.5K / 1K / 2K / 4K), ``output_format``
+  (png / jpeg / webp), ``seed``. With references it runs
+  ``fal-ai/nano-banana-2/edit`` (same inputs plus the required ``image_urls``;
+  references as ``data:`` URIs).
 - ``fal-ai/flux/schnell``: ``image_size`` as ``{width, height}``,
-  ``num_images``, ``seed``, ``output_format`` (jpeg / png).
+  ``num_images`` (1-4), ``seed``, ``output_format`` (jpeg / png).
 - ``fal-ai/ideogram/v3``: ``image_size`` (fal's preset name for the aspect
   ratio at 1K where one exists, else ``{width, height}``), ``style`` (AUTO /
   GENERAL / REALISTIC / DESIGN), ``rendering_speed`` from ``quality``
   (low → TURBO, medium → BALANCED, high → QUALITY), ``seed``, references as
-  style ``image_urls``.
+  style ``image_urls``; no output format.
 - ``fal-ai/playground-v25``: ``image_size`` as ``{width, height}``,
-  ``num_images``, ``seed``, ``output_format`` (jpeg / png).
+  ``num_images``, ``seed`` and the output format as ``format`` (jpeg / png): this
+  model does not read ``output_format``.
 
 ``call.extra`` fills in further arguments the mapping does not set. Masks are
 refused (no fal model here takes one).
@@ -78,13 +86,12 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import fal_client
-import fal_client.client as _fal
 import httpx
 
 from imagemint.adapters.net.fetch import decode_base64_image, image_dimensions, sniff_media_type
@@ -103,30 +110,120 @@ from imagemint.errors import (
 from imagemint.settings import Settings, is_loopback_host
 
 __all__ = [
+    "DEFAULT_RETRY_BUDGET_S",
+    "FAL_QUEUE_URL",
     "Downloader",
+    "FalHTTPError",
     "FalProvider",
+    "FalQueue",
     "HttpDownloader",
+    "QueueRequest",
     "build_arguments",
     "result_downloader",
-    "set_queue_url",
 ]
 
 Downloader = Callable[[str], bytes]
 
-_FAL_QUEUE_URL_FORMAT = _fal.QUEUE_URL_FORMAT
+FAL_QUEUE_URL = "https://queue.fal.run"
 DEFAULT_RETRY_AFTER = 30
+# Time the submission may spend waiting out 429 / 408 / 409 answers, in all.
+DEFAULT_RETRY_BUDGET_S = 10.0
+_RETRY_STATUSES = (408, 409, 429)
+_MAX_SUBMIT_ATTEMPTS = 5
+_FIRST_BACKOFF_S = 0.5
+_MAX_BACKOFF_S = 4.0
 _MAX_IMAGE_BYTES = 64 * 1024 * 1024
 _POLL_FAILURES = 3
+_STATUSES = ("IN_QUEUE", "IN_PROGRESS", "COMPLETED")
 
 
-def set_queue_url(url: str | None) -> str:
-    """Send fal-client's queue submissions to ``url`` (None: fal's own); returns the previous base.
+# --------------------------------------------------------------------------- the queue protocol
 
-    Process-wide: fal-client keeps the submit URL in a module-level format.
+
+class FalHTTPError(Exception):
+    """fal answered an HTTP error status (the response is kept for the error mapping)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+        self.status_code = response.status_code
+
+
+@dataclass(frozen=True)
+class QueueRequest:
+    """One request in fal's queue: its id and the URLs the queue answered for it."""
+
+    request_id: str
+    status_url: str = field(repr=False)
+    response_url: str = field(repr=False)
+    cancel_url: str = field(repr=False)
+
+
+def _origin(url: str | httpx.URL) -> tuple[str, str, int | None]:
+    u = httpx.URL(url)
+    return u.scheme, u.host, u.port
+
+
+class FalQueue:
+    """fal's queue API over ``httpx``: exactly one HTTP request per method call, no retries.
+
+    ``transport`` is for tests (e.g. ``httpx.MockTransport``).
     """
-    previous = _fal.QUEUE_URL_FORMAT
-    _fal.QUEUE_URL_FORMAT = _FAL_QUEUE_URL_FORMAT if url is None else url.rstrip("/") + "/"
-    return previous
+
+    def __init__(
+        self,
+        key: str,
+        *,
+        queue_url: str = FAL_QUEUE_URL,
+        timeout: float = 120.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.queue_url = queue_url.rstrip("/")
+        self._http = httpx.Client(
+            headers={"Authorization": f"Key {key}", "User-Agent": "imagemint"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        response = self._http.request(method, url, **kwargs)
+        if response.status_code >= 400:
+            raise FalHTTPError(response)
+        return response
+
+    def _own(self, url: Any) -> str:
+        """A URL the queue answered, checked to be on the queue's origin (the key goes there)."""
+        if not isinstance(url, str) or _origin(url) != _origin(self.queue_url):
+            raise ProviderError("fal's queue answered a request URL outside the queue", provider="fal")
+        return url
+
+    def submit(
+        self, app: str, arguments: dict[str, Any], *, start_timeout: float | None = None
+    ) -> QueueRequest:
+        headers = {"X-Fal-Request-Timeout": str(float(start_timeout))} if start_timeout else {}
+        data = self._send("POST", f"{self.queue_url}/{app}", json=arguments, headers=headers).json()
+        return QueueRequest(
+            request_id=str(data["request_id"]),
+            status_url=self._own(data["status_url"]),
+            response_url=self._own(data["response_url"]),
+            cancel_url=self._own(data["cancel_url"]),
+        )
+
+    def status(self, request: QueueRequest) -> str:
+        """``IN_QUEUE``, ``IN_PROGRESS`` or ``COMPLETED`` (anything else is a malformed answer)."""
+        status = self._send("GET", request.status_url).json()["status"]
+        if status not in _STATUSES:
+            raise ValueError(f"unknown queue status {status!r}")
+        return str(status)
+
+    def result(self, request: QueueRequest) -> Any:
+        return self._send("GET", request.response_url).json()
+
+    def cancel(self, request: QueueRequest) -> None:
+        self._send("PUT", request.cancel_url)
+
+    def close(self) -> None:
+        self._http.close()
 
 
 # --------------------------------------------------------------------------- arguments
@@ -138,6 +235,7 @@ class _Model:
     formats: tuple[str, ...]  # output formats the model takes; () = never send output_format
     edit_app: str | None = None
     references: bool = False  # takes image_urls
+    format_param: str = "output_format"  # the argument that carries the output format
 
 
 _MODELS: dict[str, _Model] = {
@@ -149,7 +247,7 @@ _MODELS: dict[str, _Model] = {
     ),
     "fal-ai/flux/schnell": _Model("flux", ("jpeg", "png")),
     "fal-ai/ideogram/v3": _Model("ideogram", (), references=True),
-    "fal-ai/playground-v25": _Model("playground", ("jpeg", "png")),
+    "fal-ai/playground-v25": _Model("playground", ("jpeg", "png"), format_param="format"),
 }
 _GENERIC = _Model("generic", ("jpeg", "png"))
 
@@ -217,7 +315,7 @@ def build_arguments(call: ProviderCall) -> tuple[str, dict[str, Any]]:
         args["image_size"] = {"width": call.width, "height": call.height}
 
     if fmt and model.formats:
-        args["output_format"] = fmt
+        args[model.format_param] = fmt
     if call.seed is not None:
         args["seed"] = call.seed
     if call.references:
@@ -342,7 +440,7 @@ def result_downloader(settings: Settings, *, max_bytes: int = _MAX_IMAGE_BYTES) 
 def _retry_after(headers: Any) -> int:
     value = None
     try:
-        value = headers.get("retry-after") or headers.get("Retry-After")
+        value = headers.get("retry-after")
     except AttributeError:
         pass
     return seconds_from(value, DEFAULT_RETRY_AFTER)
@@ -362,12 +460,14 @@ def _short(text: Any, limit: int = 300) -> str:
     return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
-def _http_error(exc: fal_client.FalClientHTTPError, app: str) -> ImagemintError:
+def _http_error(exc: FalHTTPError, app: str) -> ImagemintError:
     status = exc.status_code
     body = _body(exc.response)
     detail = body.get("detail") if isinstance(body, dict) else None
     errors = [e for e in detail if isinstance(e, dict)] if isinstance(detail, list) else []
-    error_type = (body.get("error_type") if isinstance(body, dict) else None) or exc.error_type
+    error_type = (body.get("error_type") if isinstance(body, dict) else None) or exc.response.headers.get(
+        "x-fal-error-type"
+    )
     if errors:
         message = "; ".join(_short(e.get("msg") or e.get("type") or "invalid input", 200) for e in errors)
     elif isinstance(detail, str) and detail:
@@ -390,7 +490,7 @@ def _http_error(exc: fal_client.FalClientHTTPError, app: str) -> ImagemintError:
         )
     if status == 429:
         return RateLimited(
-            f"fal is rate limiting requests to {app}", retry_after=_retry_after(exc.response_headers)
+            f"fal is rate limiting requests to {app}", retry_after=_retry_after(exc.response.headers)
         )
     if (
         any(e.get("type") == "content_policy_violation" for e in errors)
@@ -411,15 +511,33 @@ def _http_error(exc: fal_client.FalClientHTTPError, app: str) -> ImagemintError:
 def _map_error(exc: BaseException, app: str) -> ImagemintError:
     if isinstance(exc, ImagemintError):
         return exc
-    if isinstance(exc, fal_client.FalClientHTTPError):
+    if isinstance(exc, FalHTTPError):
         return _http_error(exc, app)
-    if isinstance(exc, fal_client.FalClientTimeoutError | httpx.TimeoutException):
+    if isinstance(exc, httpx.TimeoutException):
         return ProviderTimeout(f"fal timed out running {app}")
     if isinstance(exc, httpx.HTTPError):
         return ProviderError(f"Could not reach fal for {app} ({type(exc).__name__})", provider="fal")
     if isinstance(exc, ValueError | KeyError | TypeError | AttributeError):
         return ProviderError(f"fal answered malformed data for {app} ({type(exc).__name__})", provider="fal")
     return ProviderError(f"fal failed running {app} ({type(exc).__name__})", provider="fal")
+
+
+def _retryable_submit(exc: Exception) -> bool:
+    if isinstance(exc, FalHTTPError):
+        return exc.status_code in _RETRY_STATUSES
+    return isinstance(exc, httpx.ConnectError)  # never sent: retrying cannot queue it twice
+
+
+def _backoff(attempt: int, exc: Exception) -> float:
+    """Seconds to wait before submission ``attempt + 1``: fal's ``Retry-After``, else exponential."""
+    if isinstance(exc, FalHTTPError):
+        value = exc.response.headers.get("retry-after")
+        if value:
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                return float(seconds_from(value, DEFAULT_RETRY_AFTER))
+    return min(_FIRST_BACKOFF_S * 2 ** (attempt - 1), _MAX_BACKOFF_S)
 
 
 # --------------------------------------------------------------------------- the provider
@@ -431,7 +549,7 @@ class _Run:
 
     stop: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
-    handle: fal_client.SyncRequestHandle | None = None
+    request: QueueRequest | None = None
     result: Any = None
     error: BaseException | None = None
 
@@ -443,9 +561,10 @@ class FalProvider:
 
     def __init__(
         self,
-        client: fal_client.SyncClient,
+        client: FalQueue,
         *,
         timeout_s: float = 120.0,
+        retry_budget_s: float = DEFAULT_RETRY_BUDGET_S,
         poll_interval_s: float = 0.25,
         max_poll_interval_s: float = 2.0,
         downloader: Downloader | None = None,
@@ -453,6 +572,7 @@ class FalProvider:
     ) -> None:
         self._client = client
         self._timeout_s = timeout_s
+        self._retry_budget_s = max(0.0, min(retry_budget_s, timeout_s))
         self._poll_interval_s = poll_interval_s
         self._max_poll_interval_s = max(max_poll_interval_s, poll_interval_s)
         self._max_image_bytes = max_image_bytes
@@ -466,15 +586,15 @@ class FalProvider:
     ) -> FalProvider:
         """The provider ``settings`` describe: key, time budget, queue URL and download policy.
 
-        Points fal-client's process-wide queue URL at ``settings.fal_queue_url``
-        (empty: fal's own); the result images are fetched by
-        :func:`result_downloader` unless ``downloader`` is given.
+        The queue is ``settings.fal_queue_url`` (empty: fal's own); the result images
+        are fetched by :func:`result_downloader` unless ``downloader`` is given.
         """
         secret = key or (settings.fal_key.get_secret_value() if settings.fal_key else None)
         if not secret:
             raise InternalError("No fal key is configured (IMAGEMINT_FAL_KEY or IMAGEMINT_FAL_KEY_PARAM)")
-        set_queue_url(settings.fal_queue_url or None)
-        client = fal_client.SyncClient(key=secret, default_timeout=settings.provider_timeout_s)
+        client = FalQueue(
+            secret, queue_url=settings.fal_queue_url or FAL_QUEUE_URL, timeout=settings.provider_timeout_s
+        )
         return cls(
             client,
             timeout_s=settings.provider_timeout_s,
@@ -501,29 +621,54 @@ class FalProvider:
         worker.start()
         if not run.done.wait(self._timeout_s):
             run.stop.set()
-            self._cancel(run.handle)
-            details = {"request_id": run.handle.request_id} if run.handle is not None else {}
+            self._cancel(run.request)
+            details = {"request_id": run.request.request_id} if run.request is not None else {}
             raise ProviderTimeout(
                 f"fal did not finish {app} within {self._timeout_s:g} s; the request was cancelled", **details
             )
         if run.error is not None:
             raise run.error
-        return run.result, run.handle.request_id if run.handle is not None else None
+        return run.result, run.request.request_id if run.request is not None else None
+
+    def _submit(self, app: str, arguments: dict[str, Any], run: _Run) -> QueueRequest:
+        """Submit, waiting out 429 / 408 / 409 within the retry budget (the only retries of a submission)."""
+        start_timeout = self._timeout_s if self._timeout_s > 1 else None
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._client.submit(app, arguments, start_timeout=start_timeout)
+            except (FalHTTPError, httpx.TransportError) as exc:
+                if not _retryable_submit(exc):
+                    raise
+                delay = _backoff(attempt, exc)
+                spent = time.monotonic() - started
+                if attempt >= _MAX_SUBMIT_ATTEMPTS or spent + delay > self._retry_budget_s:
+                    error = _map_error(exc, app)
+                    if isinstance(error, RateLimited):
+                        error = RateLimited(
+                            f"fal is rate limiting requests to {app}: gave up after {attempt} "
+                            f"attempt(s) in {spent:.1f} s (retry budget {self._retry_budget_s:g} s)",
+                            retry_after=error.details["retry_after"],
+                        )
+                    raise error from exc
+                if run.stop.wait(delay):  # the caller's deadline passed meanwhile
+                    raise ProviderTimeout(f"fal did not accept {app} in time") from exc
 
     def _drive(self, app: str, arguments: dict[str, Any], run: _Run) -> None:
         try:
-            start_timeout = self._timeout_s if self._timeout_s > 1 else None
-            handle = self._client.submit(app, arguments, start_timeout=start_timeout)
-            run.handle = handle
+            request = self._submit(app, arguments, run)
+            run.request = request
             interval = self._poll_interval_s
             failures = 0
             while not run.stop.is_set():
                 try:
-                    status = handle.status()
+                    status = self._client.status(request)
                     failures = 0
-                except fal_client.FalClientHTTPError as exc:
+                except FalHTTPError as exc:
                     failures += 1
-                    if exc.status_code < 500 or failures >= _POLL_FAILURES:
+                    if (exc.status_code < 500 and exc.status_code != 429) or failures >= _POLL_FAILURES:
                         raise
                     status = None
                 except httpx.TransportError:
@@ -531,8 +676,8 @@ class FalProvider:
                     if failures >= _POLL_FAILURES:
                         raise
                     status = None
-                if isinstance(status, fal_client.Completed):
-                    run.result = handle.get(interval=self._poll_interval_s)
+                if status == "COMPLETED":
+                    run.result = self._client.result(request)
                     return
                 run.stop.wait(interval)
                 interval = min(interval * 1.5, self._max_poll_interval_s)
@@ -541,15 +686,15 @@ class FalProvider:
         finally:
             run.done.set()
 
-    def _cancel(self, handle: fal_client.SyncRequestHandle | None) -> None:
+    def _cancel(self, request: QueueRequest | None) -> None:
         """Cancel in the background and wait briefly: a slow cancel must not extend the deadline much."""
-        if handle is None:
+        if request is None:
             return
         finished = threading.Event()
 
         def cancel() -> None:
             try:
-                handle.cancel()
+                self._client.cancel(request)
             except Exception:  # noqa: S110 (best effort; the timeout is what the caller gets)
                 pass
             finally:

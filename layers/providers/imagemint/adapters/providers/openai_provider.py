@@ -6,15 +6,18 @@
   own file (PNG only).
 
 Parameters are sent only when the call sets them. GPT image models
-(``gpt-image-*``, ``chatgpt-image-*``) get ``quality``, ``background``,
-``output_format``, ``output_compression`` and (generations only)
-``moderation``, and never ``response_format``: they always answer base64 and
-reject the parameter. DALL·E models get ``response_format="b64_json"`` plus
-their own ``quality`` / ``style`` and none of the GPT image parameters.
+(``gpt-image-*``, ``chatgpt-image-*``, the only ones OpenAI still serves) get
+``quality``, ``background``, ``output_format``, ``output_compression``,
+(generations only) ``moderation``, and ``user`` / ``safety_identifier`` when
+the client gave them; never ``response_format`` or ``style``: they always
+answer base64 and reject both. A model the registry knows to be past its
+shutdown date is refused here before anything is sent (the registry already
+ran the request on its replacement; this is the last guard).
 
 Every answer is base64, decoded here; the dimensions are read from the image
 header (no Pillow). Usage ``input_tokens`` / ``output_tokens`` become
-``prompt_tokens`` / ``completion_tokens``.
+``prompt_tokens`` / ``completion_tokens`` (``input_tokens_details.image_tokens``
+becomes ``input_image_tokens``, priced apart from text).
 
 Errors (the SDK's exception classes and OpenAI's error ``code``; never the message text):
 
@@ -59,7 +62,7 @@ from imagemint.errors import (
 )
 from imagemint.settings import Settings
 
-__all__ = ["OpenAIProvider", "is_dalle"]
+__all__ = ["OpenAIProvider"]
 
 DEFAULT_RETRY_AFTER = 30
 _MODERATION_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
@@ -67,10 +70,6 @@ _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "i
 # call.extra keys passed through to the SDK, per endpoint.
 _EXTRA_GENERATE = ("user", "safety_identifier")
 _EXTRA_EDIT = ("user", "safety_identifier", "input_fidelity")
-
-
-def is_dalle(model: str) -> bool:
-    return model.startswith("dall-e")
 
 
 def _file(image: InputImage, stem: str) -> tuple[str, bytes, str]:
@@ -135,39 +134,37 @@ class OpenAIProvider:
         size = call.size or (f"{call.width}x{call.height}" if call.width and call.height else None)
         if size:
             params["size"] = size
-        if is_dalle(model):
-            params["response_format"] = "b64_json"
-            if call.quality:
-                params["quality"] = call.quality
-            if call.style and model == "dall-e-3":
-                params["style"] = call.style
-        else:
-            for key in ("quality", "background", "output_format", "output_compression"):
-                value = getattr(call, key)
-                if value is not None:
-                    params[key] = value
-            if call.moderation is not None:
-                if edit:
-                    warnings.append("moderation is not a parameter of OpenAI image edits; it was not sent")
-                else:
-                    params["moderation"] = call.moderation
+        for key in ("quality", "background", "output_format", "output_compression"):
+            value = getattr(call, key)
+            if value is not None:
+                params[key] = value
+        if call.style is not None:
+            warnings.append(f"style is not a parameter of {model}; it was not sent")
+        if call.moderation is not None:
+            if edit:
+                warnings.append("moderation is not a parameter of OpenAI image edits; it was not sent")
+            else:
+                params["moderation"] = call.moderation
         for key in _EXTRA_EDIT if edit else _EXTRA_GENERATE:
             if key in call.extra:
                 params[key] = call.extra[key]
         return params, warnings
 
     def generate(self, call: ProviderCall) -> ProviderResult:
+        from imagemint.domain.registry import MODELS
+
+        model = call.provider_model
+        spec = MODELS.get(model)
+        if spec is not None and spec.status() == "shutdown":
+            raise InvalidRequest(f"{model} was shut down on {spec.shutdown}; it is never sent", param="model")
         edit = bool(call.references) or call.mask is not None
         params, warnings = self._params(call, edit=edit)
-        model = call.provider_model
         try:
             if edit:
                 if not call.references:
                     raise InvalidRequest("An edit needs at least one image besides the mask", param="image")
                 if call.mask is not None and call.mask.media_type != "image/png":
                     raise InvalidRequest("The mask must be a PNG image", param="mask")
-                if is_dalle(model) and len(call.references) > 1:
-                    raise InvalidRequest(f"{model} edits take exactly one image", param="image")
                 files = [_file(img, f"image-{i + 1}") for i, img in enumerate(call.references)]
                 image: Any = files[0] if len(files) == 1 else files
                 if call.mask is not None:
@@ -277,11 +274,13 @@ class OpenAIProvider:
         if len(images) < call.n:
             warnings.append(f"OpenAI returned {len(images)} of {call.n} images")
 
-        prompt_tokens = completion_tokens = 0
+        prompt_tokens = completion_tokens = image_tokens = 0
         usage = getattr(response, "usage", None)
         if usage is not None:
             prompt_tokens = int(getattr(usage, "input_tokens", 0) or 0)
             completion_tokens = int(getattr(usage, "output_tokens", 0) or 0)
+            details = getattr(usage, "input_tokens_details", None)
+            image_tokens = min(prompt_tokens, int(getattr(details, "image_tokens", 0) or 0))
         metadata: dict[str, Any] = {"provider": "openai"}
         for key in ("created", "size", "quality", "background", "output_format"):
             value = getattr(response, key, None)
@@ -294,4 +293,5 @@ class OpenAIProvider:
             completion_tokens=completion_tokens,
             warnings=warnings,
             metadata=metadata,
+            input_image_tokens=image_tokens,
         )
