@@ -19,7 +19,7 @@ from imagemint_dev.local.template import Template
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ROOT / "layers"
-LAYER_NAMES = ("core", "providers", "chain")
+LAYER_NAMES = ("core", "providers", "chain", "c2pa")
 #: Modules the Lambda python runtime ships (boto3 and its dependencies): importable without a layer.
 RUNTIME_PACKAGES = frozenset({"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six"})
 

@@ -9,6 +9,8 @@
     imagemint keys create --account-id A [--name N] [--expires-in-days D | --expires-at ISO] [--rpm N]
                           [--concurrency N]
     imagemint keys revoke (--key KEY|- | --account-id A --prefix im_sk_XXXXXXXX)
+    imagemint doctor [--aws --stack-name S] [--state-dir DIR] [--json]
+    imagemint smoke [--stack-name S] [--base-url URL --api-key K] [--account-id A] [--json]
 
 ``accounts`` and ``keys`` talk to the running local runtime (its ``--state-dir``), or to
 real AWS with ``--aws`` (tables and the key secret parameter from
@@ -503,6 +505,12 @@ def parser() -> argparse.ArgumentParser:
     kr.add_argument("--prefix", default=None)
     _target(kr)
     kr.set_defaults(func=cmd_keys_revoke)
+
+    from imagemint_dev import doctor, smoke, verify_cmd
+
+    doctor.add_parser(sub)
+    smoke.add_parser(sub)
+    verify_cmd.add_parser(sub)
     return p
 
 

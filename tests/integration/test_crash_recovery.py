@@ -317,6 +317,7 @@ def anvil_minter(zora_on_anvil: Any, **overrides: Any) -> Any:
         "gas_limit_cap": 2_000_000,
         "poll_latency_s": 0.01,
         "receipt_timeout_s": 10,
+        "gap_grace_s": 0.2,  # a nonce a killed run left unsent is filled this soon
         **overrides,
     }
     return ZoraMinter(w3, **options)

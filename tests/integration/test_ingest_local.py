@@ -27,14 +27,19 @@ def put_and_wait(rt, key, data, metadata=None, timeout=60):
     s3 = rt.stack.client("s3")
     bucket = rt.stack.env["IMAGEMINT_BUCKET"]
     s3.put_object(Bucket=bucket, Key=key, Body=data, Metadata=metadata or {})
-    result_key = "results/" + key.removeprefix("ingest/") + ".json"
+    return wait_for(rt, "results/" + key.removeprefix("ingest/") + ".json", timeout)
+
+
+def wait_for(rt, result_key, timeout=60):
+    s3 = rt.stack.client("s3")
+    bucket = rt.stack.env["IMAGEMINT_BUCKET"]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             return json.loads(s3.get_object(Bucket=bucket, Key=result_key)["Body"].read())
         except s3.exceptions.NoSuchKey:
             time.sleep(0.1)
-    pytest.fail(f"no result for {key}")
+    pytest.fail(f"no {result_key}")
 
 
 def png_bytes():
@@ -87,3 +92,55 @@ def test_bad_objects_get_an_error_result(runtime, name, data, code):
 def test_unknown_account_gets_an_error_result(runtime):
     out = put_and_wait(runtime, "ingest/00000000-0000-4000-8000-000000000000/x.png", png_bytes())
     assert out["status"] == "FAILED" and out["error"]["code"] == "not_found"
+
+
+def _credits(rt, account_id):
+    item = rt.stack.client("dynamodb").get_item(
+        TableName=rt.stack.env["IMAGEMINT_ACCOUNTS_TABLE"], Key={"pk": {"S": f"account#{account_id}"}}
+    )["Item"]
+    return int(item["credits"]["N"])
+
+
+def _jobs_for(rt, job_id):
+    items = rt.stack.client("dynamodb").scan(TableName=rt.stack.env["IMAGEMINT_JOBS_TABLE"])["Items"]
+    return [i for i in items if i["job_id"]["S"] == job_id]
+
+
+def test_one_object_three_uploads_and_three_deliveries_run_one_job(runtime):
+    """The same bytes put three times (a client's retries) and the notification delivered three more
+    times (S3's at-least-once, Lambda's retries): one job in DynamoDB, one charge."""
+    acct = runtime.account["account_id"]
+    key = f"ingest/{acct}/once.json"
+    body = json.dumps({"prompt": "a lighthouse", "archive": False}).encode()
+    before = _credits(runtime, acct)
+    first = put_and_wait(runtime, key, body)
+    assert first["status"] == "SUCCEEDED", first
+    charged = before - _credits(runtime, acct)
+    assert charged > 0
+
+    s3 = runtime.stack.client("s3")
+    bucket = runtime.stack.env["IMAGEMINT_BUCKET"]
+    for _ in range(2):
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+    etag = s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+    event = {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": bucket}, "object": {"key": key, "eTag": etag, "sequencer": "0A"}},
+            }
+        ]
+    }
+    lam = runtime.stack.client("lambda")
+    name = runtime.stack.function_name("IngestFunction")
+    result_key = "results/" + key.removeprefix("ingest/") + ".json"
+    for _ in range(3):
+        # S3 invokes asynchronously: each delivery is seen by the document it writes again.
+        s3.delete_object(Bucket=bucket, Key=result_key)
+        lam.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps(event).encode())
+        again = wait_for(runtime, result_key)
+        assert again["job_id"] == first["job_id"] and again["result"] == first["result"]
+
+    assert len(_jobs_for(runtime, first["job_id"])) == 1
+    assert before - _credits(runtime, acct) == charged

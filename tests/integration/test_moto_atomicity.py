@@ -15,6 +15,7 @@ import threading
 
 import boto3
 import pytest
+from botocore.config import Config
 
 from imagemint_dev.local import motoext
 
@@ -42,6 +43,8 @@ def ddb():
             region_name="us-east-1",
             aws_access_key_id="local",
             aws_secret_access_key="local",
+            # Every failure seen: botocore would retry a 500 and hide a race behind the retry.
+            config=Config(retries={"mode": "standard", "max_attempts": 1}),
         )
 
     yield client
@@ -102,3 +105,86 @@ def test_cancelled_transactions_never_undo_concurrent_writes(ddb) -> None:
         sys.setswitchinterval(old)
     n = int(d.get_item(TableName="t", Key={"pk": {"S": "counter"}})["Item"]["n"]["N"])
     assert n == ROUNDS * THREADS
+
+
+RACE_ROUNDS = 60
+
+
+def test_concurrent_updates_and_reads_of_one_item_never_fail(ddb) -> None:
+    """UpdateItem (growing the item) racing GetItem, Query, Scan and UpdateItem ... ReturnValues on one item.
+
+    moto serialises a response outside its backend call: an item another thread is updating in place
+    was deep-copied or serialised while its attributes changed ("dictionary changed size during
+    iteration", a 500). Every DynamoDB request of the local runtime now runs whole under one lock.
+    """
+    d = ddb()
+    d.create_table(
+        TableName="race",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    key = {"pk": {"S": "job"}, "sk": {"S": "0"}}
+    # A large item: serialising or copying it takes long enough for another thread to run meanwhile.
+    pad = {f"p{i}": {"M": {"s": {"S": "y" * 20}, "n": {"N": str(i)}}} for i in range(100)}
+    d.put_item(TableName="race", Item={**key, **pad, "m": {"M": {}}})
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def guarded(body):
+        def run() -> None:
+            c = ddb()
+            try:
+                for i in range(RACE_ROUNDS):
+                    if stop.is_set():
+                        return
+                    body(c, i)
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(f"{type(exc).__name__}: {exc}")
+                stop.set()
+
+        return run
+
+    def writer(tag: str):
+        def body(c, i: int) -> None:
+            # A new top-level attribute and a new map entry each time: the item's dicts change size.
+            c.update_item(
+                TableName="race",
+                Key=key,
+                UpdateExpression=f"SET a_{tag}_{i + 1} = :v, m.#k = :v REMOVE a_{tag}_{i}",
+                ExpressionAttributeNames={"#k": f"{tag}{i}"},
+                ExpressionAttributeValues={":v": {"S": "x" * 50}},
+                ReturnValues="ALL_NEW" if i % 2 else "UPDATED_OLD",
+            )
+
+        return body
+
+    def reader(c, i: int) -> None:
+        if i % 3 == 0:
+            c.get_item(TableName="race", Key=key, ConsistentRead=True)
+        elif i % 3 == 1:
+            c.query(
+                TableName="race",
+                KeyConditionExpression="pk = :p",
+                ExpressionAttributeValues={":p": {"S": "job"}},
+            )
+        else:
+            c.scan(TableName="race")
+
+    threads = [threading.Thread(target=guarded(writer(t))) for t in ("a", "b")]
+    threads += [threading.Thread(target=guarded(reader)) for _ in range(2)]
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)  # a bound, not a timing assertion: a hung server fails below
+    finally:
+        sys.setswitchinterval(old)
+        stop.set()
+    assert not any(t.is_alive() for t in threads), "requests did not finish"
+    assert errors == []

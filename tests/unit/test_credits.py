@@ -299,7 +299,7 @@ def balance_taken(deps: Deps, account: Account, start: int) -> int:
 
 def test_a_pipeline_that_never_started_refunds(deps: Deps, fake: FakeProvider) -> None:
     class Broken:
-        def run_sync(self, job_id: str, request: Any) -> dict[str, Any]:
+        def run(self, job_id: str, payload: Any, *, name: str | None = None) -> str:
             raise ConnectionError("states endpoint unreachable")
 
     account, key = make_account(deps, 1000)

@@ -685,17 +685,30 @@ def test_openai_edits_with_a_non_image_file_is_400(deps, account):
     assert jobs(deps) == []
 
 
-def test_openai_edits_as_json_is_400(deps, account):
+def test_openai_edits_as_json_is_415(deps, account):
     _, key = account
     reply = post(EDITS, bearer(key), json_body={"prompt": "x", "image": data_uri(png())})
-    assert_openai_error(reply, 400)
+    assert_openai_error(reply, 415, param="Content-Type", code="unsupported_media_type")
+
+
+def test_openai_edit_image_without_a_readable_header_is_refused_before_any_job(deps, account):
+    """Its size cannot be read from its header: 400 before anything is decoded, stored or charged."""
+    _, key = account
+    ctype, body = multipart(
+        {"model": "gpt-image-1", "prompt": "fix it"}, [("image", "x.png", "image/png", BROKEN_PNG)]
+    )
+    reply = post(EDITS, {**bearer(key), "content-type": ctype}, body=body, is_base64=True)
+    err = assert_openai_error(reply, 400, "image[0]", "invalid_image_url")
+    assert "header" in err["message"]
+    assert jobs(deps) == []
 
 
 def test_openai_edit_image_the_provider_cannot_decode_fails_the_job(deps, account):
     """A domain failure inside the pipeline: the job is FAILED with the error the client gets."""
     _, key = account
+    corrupt = png()[:33] + b"\x00garbage where the image data should be" * 4  # a valid header only
     ctype, body = multipart(
-        {"model": "gpt-image-1", "prompt": "fix it"}, [("image", "x.png", "image/png", BROKEN_PNG)]
+        {"model": "gpt-image-1", "prompt": "fix it"}, [("image", "x.png", "image/png", corrupt)]
     )
     reply = post(EDITS, {**bearer(key), "content-type": ctype}, body=body, is_base64=True)
     err = assert_openai_error(reply, 400, "image[0]", "invalid_image_url")
@@ -1060,12 +1073,13 @@ def test_any_json_type_in_any_field_is_never_a_500(deps, account, route):
     assert not failures, failures
 
 
-def test_a_lone_surrogate_in_the_prompt_is_echoed_as_valid_json(deps, account):
+def test_a_lone_surrogate_in_the_prompt_is_a_400_before_any_job(deps, account):
     _, key = account
     reply = post(AGENTAI, bearer(key), json_body={"prompt": "a boat \ud800"})
-    assert reply.status == 200
+    assert_agentai_error(reply, 400)
     reply.text.encode("utf-8")
-    assert reply.json["metadata"]["images"][0]["prompt"] == "a boat \ud800"
+    assert "surrogate" in reply.json["error"]
+    assert jobs(deps) == []
 
 
 # --------------------------------------------------------------------------- openai: models

@@ -51,6 +51,8 @@ BRIDGES: dict[str, set[str]] = {
         "imagemint.adapters.arweave.wallet",
         "imagemint.adapters.arweave.gateway_store",
         "imagemint.adapters.chain.zora",
+        "imagemint.adapters.c2pa.signer",
+        "imagemint.adapters.chain.reader",
     },
     # The archive step's journal (sign once, commit the saved header on a re-run) runs on the
     # store's own transaction type; only the archive step (which attaches the chain layer) calls it.
@@ -215,6 +217,7 @@ def test_every_layer_is_attached_and_core_is_global():
     assert {lyr for ls in layers.values() for lyr in ls} == set(LAYER_NAMES)
     assert companions("providers") == {"core", "providers"}
     assert companions("chain") == {"core", "chain"}
+    assert companions("c2pa") == {"core", "c2pa"}
 
 
 # --------------------------------------------------------------------------- the checker itself

@@ -60,7 +60,13 @@ def api_functions(template: Template) -> dict[str, Any]:
 
 
 def state_machine(template: Template) -> dict[str, Any]:
-    (sm,) = template.of_type("AWS::Serverless::StateMachine").values()
+    """The EXPRESS machine (synchronous requests); the STANDARD one is built from the same ASL
+    (tests/unit/test_asl_budget.py checks they agree)."""
+    (sm,) = [
+        r
+        for r in template.of_type("AWS::Serverless::StateMachine").values()
+        if r["Properties"]["Type"] == "EXPRESS"
+    ]
     return sm["Properties"]
 
 
@@ -147,7 +153,7 @@ def test_every_code_uri_and_handler_exists(template):
 
 def test_every_layer_holds_part_of_the_imagemint_package(template):
     layers = template.layers()
-    assert set(layers) == {"CoreLayer", "ProvidersLayer", "ChainLayer"}
+    assert set(layers) == {"CoreLayer", "ProvidersLayer", "ChainLayer", "C2paLayer"}
     for name, path in layers.items():
         assert path.is_dir(), f"{name}: ContentUri {path} is missing"
         assert (path / "imagemint").is_dir() and (path / "requirements.txt").is_file(), name
@@ -158,6 +164,7 @@ def test_every_layer_holds_part_of_the_imagemint_package(template):
     assert (layers["CoreLayer"] / "imagemint" / "__init__.py").is_file()
     assert not (layers["ProvidersLayer"] / "imagemint" / "__init__.py").exists()
     assert not (layers["ChainLayer"] / "imagemint" / "__init__.py").exists()
+    assert not (layers["C2paLayer"] / "imagemint" / "__init__.py").exists()
 
 
 def test_each_function_attaches_only_the_layers_its_path_uses(template):
@@ -165,6 +172,8 @@ def test_each_function_attaches_only_the_layers_its_path_uses(template):
         "GenerateStepFunction": ["CoreLayer", "ProvidersLayer"],
         "ArchiveStepFunction": ["CoreLayer", "ChainLayer"],
         "MintStepFunction": ["CoreLayer", "ChainLayer"],
+        "SignStepFunction": ["CoreLayer", "C2paLayer"],
+        "VerifyFunction": ["CoreLayer", "ChainLayer", "C2paLayer"],
     }
     fns = functions(template)
     assert len(api_functions(template)) >= 6
@@ -190,7 +199,7 @@ def test_layer_requirements_are_pinned_as_the_project_pins_them():
     deps = set(
         tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
     )
-    for layer in ("core", "providers", "chain"):
+    for layer in ("core", "providers", "chain", "c2pa"):
         lines = (ROOT / "layers" / layer / "requirements.txt").read_text(encoding="utf-8").splitlines()
         reqs = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
         assert reqs, layer
@@ -244,10 +253,10 @@ def test_every_task_function_can_be_invoked_by_the_state_machine(template):
 # --------------------------------------------------------------------------- the state machine
 
 
-def test_state_machine_is_express(template, translated):
+def test_state_machines_are_one_express_and_one_standard(template, translated):
     assert state_machine(template)["Type"] == "EXPRESS"
-    (sm,) = [r for r in translated["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
-    assert sm["Properties"]["StateMachineType"] == "EXPRESS"
+    sms = [r for r in translated["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+    assert sorted(sm["Properties"]["StateMachineType"] for sm in sms) == ["EXPRESS", "STANDARD"]
 
 
 def test_every_task_retries_and_is_caught(template):

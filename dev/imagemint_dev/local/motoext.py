@@ -19,24 +19,36 @@
    state machine's Retry lists match. Applies to every path through
    ``_invoke_lambda`` (Invoke, Step Functions tasks, S3 notifications; Lambda's
    own retries of failed asynchronous invocations are not emulated).
+5. Limits: a handler past its function's timeout is reported as Lambda does
+   (``errorType`` ``Sandbox.Timedout``, :mod:`imagemint_dev.local.runner`); an
+   EXPRESS execution (started or synchronous) still running after
+   :data:`EXPRESS_MAX_S` (5 minutes, as in AWS; tests may lower it) times out
+   where it is: no further state runs, so its job is left to the sweeper.
+   STANDARD executions have no such limit.
 """
 
 from __future__ import annotations
 
 import copy
 import datetime
+import itertools
 import json
 import logging
 import threading
 import traceback
 import uuid
+import weakref
 from collections.abc import Callable
 from typing import Any
+
+from imagemint_dev.local import steady
 
 log = logging.getLogger("imagemint_dev.local")
 
 #: What Lambda reports when the runtime process exits mid-invocation (killed, out of memory, os._exit).
 RUNTIME_EXIT_ERROR = "Runtime.ExitError"
+#: An Express workflow's longest execution (AWS: 5 minutes). Tests may lower it.
+EXPRESS_MAX_S = 300.0
 
 _functions: dict[str, Callable[[Any], Any]] = {}
 _installed = False
@@ -118,7 +130,8 @@ def _run_killed(invoke: Callable[[Any], Any], event: Any, after: bool) -> None:
 def _lambda_error(exc: BaseException) -> dict[str, Any]:
     return {
         "errorMessage": str(exc),
-        "errorType": type(exc).__name__,
+        # A timed-out handler is Lambda's "Sandbox.Timedout" (runner.LambdaTimedOut), not its class name.
+        "errorType": getattr(exc, "error_type", None) or type(exc).__name__,
         "requestId": str(uuid.uuid4()),
         "stackTrace": traceback.format_tb(exc.__traceback__)[-5:],
     }
@@ -163,9 +176,24 @@ def install() -> None:
         data = self._get_param("input", if_none="{}")
         return ActionResult(run_sync_execution(self.stepfunction_backend, arn, name, data))
 
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    original_start = StepFunctionsParserBackend.start_execution
+
+    def start_execution(self: Any, *args: Any, **kwargs: Any) -> Any:
+        execution = original_start(self, *args, **kwargs)
+        _limit_express(execution)
+        try:  # a state machine keeps its latest finished executions, not all of them (steady.py)
+            steady.prune_executions(self.describe_state_machine(execution.state_machine_arn))
+        except Exception:  # noqa: BLE001 - pruning is housekeeping; the execution started
+            log.debug("could not prune executions", exc_info=True)
+        return execution
+
     LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
     StepFunctionResponse.start_sync_execution = start_sync_execution  # type: ignore[attr-defined]
+    StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
     _serialise_dynamodb()
+    steady.install()
     _installed = True
 
 
@@ -181,11 +209,21 @@ DYNAMODB_ITEM_OPERATIONS = (
 
 
 def _serialise_dynamodb() -> None:
+    """One lock over each whole DynamoDB request, and transactions that copy only what they touch.
+
+    The lock covers the request from parsing to the serialised answer: moto's responses copy and
+    serialise the live item objects after the backend call returns (``UpdateItem`` deep-copies the
+    item before updating it and serialises it after; ``GetItem`` serialises it), so a lock over the
+    backend methods alone let another thread's update change an item mid-copy ("dictionary changed
+    size during iteration", a 500). A DynamoDB request in moto is CPU-bound work of a millisecond
+    or so under the GIL, so one lock costs no parallelism; nothing waits on I/O while holding it.
+    """
     import functools
 
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
 
-    lock = threading.RLock()  # re-entrant: transact_write_items calls get_item
+    lock = threading.RLock()  # re-entrant: the request holds it, then the backend methods take it again
 
     def locked(method: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(method)
@@ -195,8 +233,130 @@ def _serialise_dynamodb() -> None:
 
         return wrapper
 
+    DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
     for name in DYNAMODB_ITEM_OPERATIONS:
         setattr(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name)))
+    DynamoHandler.call_action = locked(DynamoHandler.call_action)  # type: ignore[method-assign]
+
+
+def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+    """moto 5.2.5's ``TransactWriteItems``, rolled back from copies of the items it touches.
+
+    moto's own deep-copies every table a transaction names before it starts (the accounts table,
+    with its ledger, on every charge): time and memory that grow with the table. The checks and
+    outcomes are moto's; only the snapshot differs. Runs under the DynamoDB lock.
+    """
+    from moto.dynamodb.exceptions import (
+        ConditionalCheckFailed,
+        MockValidationException,
+        MultipleTransactionsException,
+        TooManyTransactionsException,
+        TransactionCanceledException,
+        TransactWriteSingleOpException,
+    )
+    from moto.dynamodb.models import get_filter_expression
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    if len(transact_items) > 100:
+        raise TooManyTransactionsException()
+    saved: list[tuple[Any, Any, Any, Any]] = []  # (table, hash key, range key, copy of the item or None)
+
+    def save(table_name: str, key: dict[str, Any]) -> None:
+        table = self.tables.get(table_name)
+        if table is None or table.hash_key_attr not in key:
+            return
+        hash_key = DynamoType(key[table.hash_key_attr])
+        range_key = DynamoType(key[table.range_key_attr]) if table.range_key_attr in key else None
+        if table.has_range_key and range_key is None:
+            return
+        saved.append((table, hash_key, range_key, copy.deepcopy(table.get_item(hash_key, range_key))))
+
+    def rollback() -> None:
+        for table, hash_key, range_key, item in reversed(saved):
+            if item is None:
+                table.delete_item(hash_key, range_key)
+            elif range_key is not None:
+                table.items[hash_key][range_key] = item
+            else:
+                table.items[hash_key] = item
+
+    target_items: set[tuple[str, str]] = set()
+
+    def check_unicity(table_name: str, key: dict[str, Any]) -> None:
+        item = (str(table_name), str(dict(sorted(key.items()))))
+        if item in target_items:
+            raise MultipleTransactionsException()
+        target_items.add(item)
+
+    errors: list[tuple[str | None, str | None, dict[str, Any] | None]] = []
+    for item in transact_items:
+        original_item: dict[str, Any] | None = None
+        if len(list(item.keys())) > 1:
+            rollback()
+            raise TransactWriteSingleOpException
+        try:
+            op_type, op = next(iter(item.items()))
+            if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
+                raise ValueError("Unsupported transaction operation")
+            table_name = op["TableName"]
+            condition_expression = op.get("ConditionExpression")
+            names = op.get("ExpressionAttributeNames")
+            values = op.get("ExpressionAttributeValues")
+            on_failure = op.get("ReturnValuesOnConditionCheckFailure")
+            if op_type == "Put":
+                attrs = op["Item"]
+                table = self.get_table(table_name)
+                key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+                if table.range_key_attr is not None:
+                    key[table.range_key_attr] = attrs[table.range_key_attr]
+            else:
+                key = op["Key"]
+            check_unicity(table_name, key)
+            current = self.get_item(table_name, key)
+            if condition_expression is not None:
+                condition_op = get_filter_expression(condition_expression, names, values)
+                if not condition_op.expr(current):
+                    if on_failure == "ALL_OLD" and current:
+                        original_item = current.to_json()["Attributes"]
+                    raise ConditionalCheckFailed(item=original_item)
+            if op_type != "ConditionCheck":
+                save(table_name, key)
+            if op_type == "Put":
+                self.put_item(
+                    table_name,
+                    op["Item"],
+                    condition_expression=condition_expression,
+                    expression_attribute_names=names,
+                    expression_attribute_values=values,
+                )
+            elif op_type == "Delete":
+                self.delete_item(
+                    table_name,
+                    key,
+                    condition_expression=condition_expression,
+                    expression_attribute_names=names,
+                    expression_attribute_values=values,
+                )
+            elif op_type == "Update":
+                self.update_item(
+                    table_name,
+                    key,
+                    update_expression=op["UpdateExpression"],
+                    condition_expression=condition_expression,
+                    expression_attribute_names=names,
+                    expression_attribute_values=values,
+                )
+            errors.append((None, None, None))
+        except (MultipleTransactionsException, MockValidationException):
+            rollback()
+            raise
+        except ConditionalCheckFailed as e:
+            errors.append(("ConditionalCheckFailed", str(e.message), original_item))
+        except Exception as e:  # noqa: BLE001 - moto reports any other failure as the item's reason
+            errors.append((type(e).__name__, str(e), original_item))
+    if any(code is not None for code, _, _ in errors):
+        rollback()
+        raise TransactionCanceledException(errors)
 
 
 def _is_s3_notification(event: Any) -> bool:
@@ -209,6 +369,54 @@ def _run_async(invoke: Callable[[Any], Any], event: Any) -> None:
         invoke(event)
     except Exception:  # an async invocation's error goes to the function's logs, as in Lambda
         log.exception("an asynchronous invocation raised")
+
+
+_express_lock = threading.Condition()
+# (monotonic deadline, sequence, weak reference to the execution), a heap: a finished execution is not
+# kept alive for its 5 minutes by this list (a server left running would hold hundreds).
+_express_due: list[tuple[float, int, Any]] = []
+_express_seq = itertools.count()
+_express_thread: threading.Thread | None = None
+
+
+def _limit_express(execution: Any) -> None:
+    """Time out an EXPRESS execution still running after :data:`EXPRESS_MAX_S`, as AWS stops it.
+
+    One watcher thread for all executions (a heap of deadlines), not a timer thread each.
+    """
+    global _express_thread
+    # moto keeps the type asked for in ``StateMachine.type`` (its ``sm_type`` is always STANDARD).
+    kind = getattr(getattr(execution, "state_machine", None), "type", None) or execution.sm_type
+    if str(getattr(kind, "value", kind)) != "EXPRESS":
+        return
+    import heapq
+    import time
+
+    with _express_lock:
+        deadline = time.monotonic() + EXPRESS_MAX_S
+        heapq.heappush(_express_due, (deadline, next(_express_seq), weakref.ref(execution)))
+        if _express_thread is None:
+            _express_thread = threading.Thread(target=_watch_express, name="express-limit", daemon=True)
+            _express_thread.start()
+        _express_lock.notify()
+
+
+def _watch_express() -> None:
+    import heapq
+    import time
+
+    while True:
+        with _express_lock:
+            while not _express_due or _express_due[0][0] > time.monotonic():
+                _express_lock.wait(None if not _express_due else _express_due[0][0] - time.monotonic())
+            _, _, ref = heapq.heappop(_express_due)
+        execution = ref()
+        if execution is None:  # finished and forgotten
+            continue
+        env = getattr(execution.exec_worker, "env", None)
+        if env is not None and env.is_running():
+            log.warning("Express execution %s ran past %.0f s: timed out", execution.exec_arn, EXPRESS_MAX_S)
+            env.set_timed_out()
 
 
 def run_sync_execution(backend: Any, arn: str, name: str, data: str) -> dict[str, Any]:
@@ -233,6 +441,7 @@ def run_sync_execution(backend: Any, arn: str, name: str, data: str) -> dict[str
         trace_header=None,
         activity_store={},
     )
+    _limit_express(execution)  # before start(): a synchronous execution runs in this thread
     execution.start()
     out = dict(execution.to_start_sync_execution_output())
     out["status"] = str(getattr(out.get("status"), "value", out.get("status")))

@@ -23,6 +23,7 @@ so tests that start it programmatically keep their own logging.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
 import threading
@@ -68,8 +69,21 @@ class _NotPowertools(logging.Filter):
         return not (record.name == "imagemint" or record.name.startswith("imagemint."))
 
 
+#: One box per HTTP request, set by the local front before it calls the function. The function runs
+#: in its own thread (the Lambda timeout), started with a copy of the request's context, so what it
+#: logs lands in the request's box.
+_request_box: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "imagemint_request_job", default=None
+)
+
+
+def begin_request() -> None:
+    """Start remembering the job id the functions log for the request this thread is answering."""
+    _request_box.set({})
+
+
 class _JobOfThread(logging.Filter):
-    """Remembers, per thread, the first ``job_id`` the functions logged since the last :meth:`take`."""
+    """Remembers the first ``job_id`` the functions logged for a request (or, outside one, per thread)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -77,11 +91,18 @@ class _JobOfThread(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         job_id = getattr(record, "job_id", None)
-        if isinstance(job_id, str) and job_id and getattr(self._local, "job_id", None) is None:
-            self._local.job_id = job_id
+        if isinstance(job_id, str) and job_id:
+            box = _request_box.get()
+            if box is not None:
+                box.setdefault("job_id", job_id)
+            elif getattr(self._local, "job_id", None) is None:
+                self._local.job_id = job_id
         return True
 
     def take(self) -> str | None:
+        box = _request_box.get()
+        if box is not None and box.get("job_id"):
+            return box.pop("job_id")
         job_id, self._local.job_id = getattr(self._local, "job_id", None), None
         return job_id
 

@@ -1,8 +1,32 @@
 """HTTP front of the local runtime: requests in, API Gateway HTTP API (payload 2.0) events out.
 
-Routes come from ``template.yaml``; an unmatched route answers as API Gateway
-does (404 ``{"message":"Not Found"}``); bodies over API Gateway's 10 MB limit
-get 413; a function response over Lambda's 6 MB limit becomes a 500, as in AWS.
+Routes come from ``template.yaml``. What the front answers by itself is in API
+Gateway's own error shape, ``{"message": "<reason>"}`` (JSON, never an HTML page,
+never an echo of the request), and every answer, the functions' included,
+carries ``X-Content-Type-Options: nosniff``:
+
+* an unmatched route answers as API Gateway HTTP API does: 404
+  ``{"message":"Not Found"}``; a path with a trailing slash or an empty segment
+  (``/v1/images/generations/``) matches no route, as in API Gateway, so it is
+  that 404 too, not the function's own;
+* a path that is routed, with a method that is not: 404 ``{"message":"Not
+  Found"}`` as well, as API Gateway HTTP API answers (a route is a method and a
+  path: a client can tell nothing more from AWS, so the emulation says nothing more);
+* bodies over API Gateway's 10 MB limit: 413 ``{"message":"Request Entity Too
+  Large"}``; a request line over :data:`MAX_REQUEST_LINE` bytes: 414; headers
+  over :data:`MAX_HEADER_BYTES` bytes together (API Gateway's quota for the
+  request line and headers is 10 KB), or too many or too long lines: 431; a
+  body without ``Content-Length`` (chunked): 411; ``TRACE`` and methods HTTP
+  APIs do not route (``CONNECT``, unknown ones): 501; a malformed request: 400;
+* a function response over Lambda's 6 MB limit becomes a 500, as in AWS; an event over Lambda's
+  request limit (6,291,456 bytes: a binary body travels base64-encoded in it) is a 413 and the
+  function never runs;
+* time limits as in AWS: a function still running after HTTP API's integration
+  timeout (:data:`INTEGRATION_TIMEOUT_S`, 30 s; tests may lower it) is answered
+  503 ``{"message":"Service Unavailable"}`` (the function runs on); one past its
+  own Lambda timeout when that is shorter (``Sandbox.Timedout``) gets 500, like
+  any function error.
+
 Each request can be reported (``request_log``) with the job id its answer carries
 (:func:`job_id_of`).
 """
@@ -17,15 +41,23 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from imagemint_dev.local.runner import InProcessFunction
+from imagemint_dev.local.output import begin_request
+from imagemint_dev.local.runner import InProcessFunction, StillRunning
 from imagemint_dev.local.template import Route
 
 API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
+#: HTTP API's integration timeout (the most it allows): the client gets 503, the function runs on.
+INTEGRATION_TIMEOUT_S = 30.0
 LAMBDA_MAX_RESPONSE = 6 * 1024 * 1024
+LAMBDA_MAX_REQUEST = 6_291_456  # a synchronous invocation's event, base64 body included
+MAX_REQUEST_LINE = 8 * 1024
+MAX_HEADER_BYTES = 10 * 1024
+NOSNIFF = ("X-Content-Type-Options", "nosniff")
 _TEXT_TYPES = ("application/json", "text/", "application/xml", "application/x-www-form-urlencoded")
 
 # Extra local routes (e.g. the local Arweave gateway): (method, path) -> (status, headers, body) or None.
@@ -34,6 +66,13 @@ LocalRoute = Callable[[str, str], tuple[int, dict[str, str], bytes] | None]
 RequestLog = Callable[[str, str, int, float, str | None], None]
 
 log = logging.getLogger("imagemint_dev.local")
+
+
+def gateway_error(status: int) -> tuple[int, list[tuple[str, str]], bytes]:
+    """An answer of the front itself, in API Gateway's shape: ``{"message": "<reason phrase>"}``."""
+    body = json.dumps({"message": HTTPStatus(status).phrase}, separators=(",", ":")).encode()
+    return status, [("Content-Type", "application/json")], body
+
 
 _UUID = rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _JOB_FIELD = re.compile(rb'"job_?[iI]d"\s*:\s*"(' + _UUID + rb')"')
@@ -159,7 +198,9 @@ class LocalApi:
         source_ip: str = "127.0.0.1",
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         path = urlsplit(target).path
-        for route in self.routes:
+        # API Gateway matches paths exactly: a trailing slash or an empty segment is another path.
+        routable = path == "/" or ("//" not in path and not path.endswith("/"))
+        for route in self.routes if routable else ():
             params = route.match(method, path)
             if params is not None:
                 break
@@ -169,18 +210,25 @@ class LocalApi:
                 if hit is not None:
                     status, hdrs, data = hit
                     return status, list(hdrs.items()), data
-            return 404, [("Content-Type", "application/json")], b'{"message":"Not Found"}'
+            return gateway_error(404)
         if len(body) > API_GATEWAY_MAX_BODY:
-            return 413, [("Content-Type", "application/json")], b'{"message":"Request Entity Too Large"}'
+            return gateway_error(413)
         event = build_event(route, params, method, target, headers, body, source_ip)
+        if len(json.dumps(event)) > LAMBDA_MAX_REQUEST:
+            # Lambda refuses the invocation (RequestEntityTooLargeException): the function never runs.
+            log.warning("%s: the event is over Lambda's 6 MB request limit", route.function)
+            return gateway_error(413)
         try:
-            result = self.functions[route.function].invoke(event)
+            result = self.functions[route.function].start(event).result(INTEGRATION_TIMEOUT_S)
+        except StillRunning:
+            log.warning("%s ran past the integration timeout; API Gateway answers 503", route.function)
+            return gateway_error(503)
         except Exception:
             log.exception("%s raised; API Gateway answers 500", route.function)
-            return 500, [("Content-Type", "application/json")], b'{"message":"Internal Server Error"}'
+            return gateway_error(500)
         if len(json.dumps(result)) > LAMBDA_MAX_RESPONSE:
             log.warning("%s returned more than 6 MB; Lambda would refuse it", route.function)
-            return 500, [("Content-Type", "application/json")], b'{"message":"Internal Server Error"}'
+            return gateway_error(500)
         return to_http(result)
 
 
@@ -193,6 +241,7 @@ def make_server(
 
         def _handle(self) -> None:
             t0 = time.perf_counter()
+            begin_request()  # the job id the function logs while answering (output.py)
             status, headers, data = self._answer()
             if request_log is not None:  # before the answer goes out: a client that got it finds its line
                 path = urlsplit(self.path).path
@@ -206,6 +255,8 @@ def make_server(
                     self.send_header(k, v)
             if "content-type" not in names and data:
                 self.send_header("Content-Type", "application/json")
+            if NOSNIFF[0].lower() not in names:
+                self.send_header(*NOSNIFF)
             self.send_header("Content-Length", str(len(data)))
             if self.close_connection:
                 self.send_header("Connection", "close")
@@ -214,7 +265,20 @@ def make_server(
                 self.wfile.write(data)
 
         def _answer(self) -> tuple[int, list[tuple[str, str]], bytes]:
-            length = int(self.headers.get("Content-Length") or 0)
+            if len(self.requestline) > MAX_REQUEST_LINE:
+                self.close_connection = True
+                return gateway_error(414)
+            if sum(len(k) + len(v) + 4 for k, v in self.headers.items()) > MAX_HEADER_BYTES:
+                self.close_connection = True
+                return gateway_error(431)
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                self.close_connection = True  # the body is not read: the connection cannot be reused
+                return gateway_error(411)
+            raw_length = (self.headers.get("Content-Length") or "0").strip()
+            if not raw_length.isdigit():
+                self.close_connection = True
+                return gateway_error(400)
+            length = int(raw_length)
             if length > API_GATEWAY_MAX_BODY:
                 remaining = min(length, 8 * API_GATEWAY_MAX_BODY)  # drain what a client may still send
                 while remaining > 0:
@@ -223,13 +287,29 @@ def make_server(
                         break
                     remaining -= len(chunk)
                 self.close_connection = True
-                return 413, [("Content-Type", "application/json")], b'{"message":"Request Entity Too Large"}'
+                return gateway_error(413)
             body = self.rfile.read(length) if length else b""
             return api.dispatch(
                 self.command, self.path, list(self.headers.items()), body, self.client_address[0]
             )
 
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            """What http.server answers by itself (414, 431, 501 for TRACE and unknown methods, 400 for a
+            malformed request line), in API Gateway's JSON shape instead of an HTML page that echoes the
+            request."""
+            status, headers, data = gateway_error(int(code))
+            self.close_connection = True
+            if request_log is not None:
+                path = urlsplit(getattr(self, "path", "") or "").path[:200]
+                request_log(self.command or "-", path or "-", status, 0.0, None)
+            self.send_response(status)
+            for k, v in [*headers, NOSNIFF, ("Content-Length", str(len(data))), ("Connection", "close")]:
+                self.send_header(k, v)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             if not quiet:

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import secrets
+import shutil
 import socket
 import time
 import zipfile
@@ -14,13 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from imagemint_dev import embedded
-from imagemint_dev.local import iam, motoext
+from imagemint_dev.local import iam, motoext, steady
 from imagemint_dev.local.runner import InProcessFunction
 from imagemint_dev.local.template import FunctionDef, Resolver, Route, Template
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 STACK = "imagemint-local"
+#: Where S3 object bodies are kept, under the state directory (emptied at each start and stop).
+OBJECTS_DIR = "s3-objects"
 STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{STACK}/0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
 
 
@@ -52,6 +55,7 @@ class LocalStack:
     aws_endpoint: str = ""
     names: dict[str, str] = field(default_factory=dict)
     _moto: Any = None
+    _trimmer: Any = None
     _saved_env: dict[str, str | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -66,6 +70,9 @@ class LocalStack:
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
         motoext.install()
+        steady.tune_allocator()  # before the server threads start (steady.py: memory left running)
+        self._trimmer = steady.Trimmer().start()
+        steady.keep_objects_in(self.state_dir / OBJECTS_DIR)  # S3 bodies on disk, not in the process
         iam.install(ACCOUNT)  # record each function's AWS calls (imagemint_dev.local.iam)
         embedded.install()  # archive_mode / chain_mode "embedded" (set below) build from here
         port = free_port()
@@ -103,6 +110,11 @@ class LocalStack:
             urllib.request.urlopen(req, timeout=10).read()  # noqa: S310 - our own 127.0.0.1 moto server
             self._moto.stop()
             self._moto = None
+            steady.keep_objects_in(None)
+            shutil.rmtree(self.state_dir / OBJECTS_DIR, ignore_errors=True)
+        if self._trimmer is not None:
+            self._trimmer.stop()
+            self._trimmer = None
         for name, value in self._saved_env.items():  # the process's environment as it was before start()
             if value is None:
                 os.environ.pop(name, None)
@@ -304,6 +316,15 @@ class LocalStack:
             wallet_file.write_text(json.dumps(generate_wallet()))
             wallet_file.chmod(0o600)
         params[env.get("IMAGEMINT_ARWEAVE_WALLET_PARAM")] = wallet_file.read_text().strip()
+        # Content Credentials: a local root CA and a signing leaf, made on first start, kept in the state dir.
+        from imagemint_dev.c2pa_certs import Identity, make_identity
+
+        identity = Identity.read(self.state_dir)
+        if identity is None:
+            identity = make_identity()
+            identity.write(self.state_dir)
+        params[env.get("IMAGEMINT_C2PA_CERT_CHAIN_PARAM")] = identity.chain_pem.decode()
+        params[env.get("IMAGEMINT_C2PA_PRIVATE_KEY_PARAM")] = identity.key_pem.decode()
         for var, param_var in (
             ("OPENAI_API_KEY", "IMAGEMINT_OPENAI_API_KEY_PARAM"),
             ("FAL_KEY", "IMAGEMINT_FAL_KEY_PARAM"),

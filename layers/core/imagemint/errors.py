@@ -18,11 +18,13 @@ Tree::
     ├── Conflict (409)                  e.g. an idempotent request still running
     ├── IdempotencyKeyReused (422)      an Idempotency-Key sent again with another request
     ├── PayloadTooLarge (413)
+    ├── UnsupportedMediaType (415)      the body's Content-Type is not the one the endpoint takes
     ├── RateLimited (429)               ``retry_after`` seconds
     ├── ModerationBlocked (400)         the provider refused the prompt or image
     ├── ProviderError (502)             the provider failed or answered nothing usable
     ├── ProviderTimeout (504)
     ├── ProviderUnavailable (503)       a provider's key cannot be read (``param`` names the parameter)
+    ├── JobStillRunning (504)           past a synchronous deadline; ``job_id`` / ``url`` find the job
     ├── ArchiveError (502)              ``archive_failed``: storing on Arweave failed (``details.reason``)
     ├── MintError (502)                 ``mint_failed``: minting the moment failed (``details.reason``)
     ├── WebhookFailed (502)             ``webhook_failed``: the receiver did not take the event
@@ -116,6 +118,11 @@ class PayloadTooLarge(ImagemintError):
     status = 413
 
 
+class UnsupportedMediaType(ImagemintError):
+    code = "unsupported_media_type"
+    status = 415
+
+
 class RateLimited(ImagemintError):
     code = "rate_limited"
     status = 429
@@ -136,6 +143,16 @@ class ProviderUnavailable(ImagemintError):
 
     code = "provider_unavailable"
     status = 503
+
+
+class JobStillRunning(ImagemintError):
+    """The job outlived the synchronous answer's deadline (API Gateway's 30 s): it keeps running.
+
+    ``details``: ``job_id`` and ``url`` (``GET /api/jobs/{id}``), where the result will be.
+    """
+
+    code = "job_still_running"
+    status = 504
 
 
 class InternalError(ImagemintError):
@@ -207,10 +224,12 @@ BY_CODE: dict[str, type[ImagemintError]] = {
         Conflict,
         IdempotencyKeyReused,
         PayloadTooLarge,
+        UnsupportedMediaType,
         RateLimited,
         ProviderError,
         ProviderTimeout,
         ProviderUnavailable,
+        JobStillRunning,
         ArchiveError,
         MintError,
         WebhookFailed,

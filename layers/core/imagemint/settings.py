@@ -31,6 +31,8 @@ ENV_PREFIX = "IMAGEMINT_"
 # seeds' retired defaults (AIGNE's ``dall-e-2``, agent.ai's ``DALL-E 3``), ``imagemint generate``
 # and the demo. tests/unit/test_registry.py fails on the day it (or any alias) is shut down.
 DEFAULT_MODEL = "gpt-image-2"
+LAMBDA_MAX_REQUEST = 6_291_456  # bytes of a synchronous invocation's event (Lambda's quota)
+MAX_BODY_BYTES = (LAMBDA_MAX_REQUEST - 16 * 1024) * 3 // 4  # 4,706,304: see Settings.max_body_bytes
 
 
 class Settings(BaseModel):
@@ -41,8 +43,12 @@ class Settings(BaseModel):
     jobs_table: str = Field(min_length=1)
     accounts_table: str = Field(min_length=1)
     bucket: str = Field(min_length=1)
-    state_machine_arn: str = ""
+    state_machine_arn: str = ""  # the EXPRESS machine: synchronous requests
+    async_state_machine_arn: str = ""  # the STANDARD machine: async jobs, resumes (empty: the Express one)
     region: str = "us-east-1"
+    # A synchronous request waits for its job at most this long, then answers 202 (Prefer: wait /
+    # respond-async) or 504 with the job id: under API Gateway's 30 s integration timeout.
+    sync_deadline_s: float = Field(default=25.0, gt=0, le=28)
 
     # Public base URL of the API (used for file URLs); empty in AWS means
     # "derive from the request" (API Gateway domain + stage).
@@ -78,7 +84,12 @@ class Settings(BaseModel):
     default_model: str = Field(default=DEFAULT_MODEL, min_length=1)
 
     # Limits.
-    max_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    # What a request body can be and still reach Lambda: HTTP API passes a binary body (multipart)
+    # base64-encoded inside the event, and Lambda refuses an event over 6,291,456 bytes. With 16 KiB
+    # kept for the rest of the event (HTTP API's request line and headers are at most 10 KiB):
+    # (6,291,456 - 16,384) * 3 / 4 = 4,706,304 bytes (4.49 MiB). A larger body never reaches the
+    # function (the gateway answers 413 in its own shape); up to this one the dialect answers.
+    max_body_bytes: int = Field(default=MAX_BODY_BYTES, gt=0, le=MAX_BODY_BYTES)
     max_input_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     fetch_timeout_s: float = Field(default=10.0, gt=0, le=60)
     url_ttl_s: int = Field(default=24 * 3600, ge=3600, le=7 * 24 * 3600)
@@ -90,6 +101,22 @@ class Settings(BaseModel):
     arweave_wallet_file: str = ""  # local development only
     arweave_gateway_url: str = ""  # "arweave": the gateway; "embedded": the public gateway base
     chain_mode: Literal["embedded", "rpc", "off"] = "embedded"
+    # Moments of one creator contract pending together are minted in one transaction: the first mint
+    # step waits this long for others before it sends (imagemint.domain.batching); 0 -> no wait.
+    mint_batch_window_s: float = Field(default=1.0, ge=0, le=10)
+    # Estimates only, for the USD figure of each job's provenance cost (not live prices).
+    price_eth_usd: float = Field(default=3000.0, ge=0)
+    price_ar_usd: float = Field(default=5.0, ge=0)
+
+    # Content Credentials (C2PA; the sign step, /api/verify). c2pa: every image is signed with the
+    # certificate chain (PEM, leaf first) and private key (PEM) in these SSM SecureStrings ("secret:<name>"
+    # for Secrets Manager); off: nothing is signed (unit tests). Readers trust our chain's root plus the
+    # PEM bundle in c2pa_trust_anchors_param / _file.
+    sign_mode: Literal["c2pa", "off"] = "off"
+    c2pa_cert_chain_param: str = ""
+    c2pa_private_key_param: str = ""
+    c2pa_trust_anchors_param: str = ""
+    c2pa_trust_anchors_file: str = ""
 
     # Webhooks (imagemint.domain.webhooks). Loopback receivers: local testing only, never in AWS.
     webhook_timeout_s: float = Field(default=10.0, gt=0, le=30)

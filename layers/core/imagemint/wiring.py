@@ -32,7 +32,13 @@ from imagemint.errors import InternalError, ProviderUnavailable
 from imagemint.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from imagemint.domain.ports import ImageProvider, MomentMinter
+    from imagemint.domain.ports import (
+        ChainReader,
+        ContentSigner,
+        CredentialReader,
+        ImageProvider,
+        MomentMinter,
+    )
     from imagemint.domain.registry import ModelSpec
 
 
@@ -44,7 +50,7 @@ _overrides: dict[str, Any] = {}
 def override(**parts: Any) -> None:
     """Use the given parts instead of building them, until :func:`reset`.
 
-    Names: ``deps`` (a :class:`Deps`), ``archive_store``, ``minter``,
+    Names: ``deps`` (a :class:`Deps`), ``archive_store``, ``minter``, ``nonce_allocator``,
     ``provider_<name>`` (``provider_openai``, ``provider_fal``: every model of that
     provider runs on it), and the builders of the embedded modes,
     ``embedded_archive_store(deps)`` and ``embedded_minter(settings)`` (the local
@@ -106,12 +112,15 @@ def _build_deps() -> Deps:
     from imagemint.adapters.aws.images import S3ImageStore
     from imagemint.adapters.aws.jobs import DynamoJobStore
     from imagemint.adapters.aws.limits import DynamoLimitStore
+    from imagemint.adapters.aws.mintqueue import DynamoMintQueue
     from imagemint.adapters.aws.pipeline import StepFunctionsPipeline
 
     s = get_settings()
     ddb: Any = client("dynamodb", s.region)
     pipeline = (
-        StepFunctionsPipeline(client("stepfunctions", s.region), s.state_machine_arn)
+        StepFunctionsPipeline(
+            client("stepfunctions", s.region), s.state_machine_arn, s.async_state_machine_arn
+        )
         if s.state_machine_arn
         else None
     )
@@ -122,6 +131,7 @@ def _build_deps() -> Deps:
         images=S3ImageStore(client("s3", s.region), s.bucket),
         pipeline=pipeline,
         limits=DynamoLimitStore(ddb, s.accounts_table),
+        mint_queue=DynamoMintQueue(ddb, s.accounts_table),
     )
 
 
@@ -221,13 +231,26 @@ def provider_for(spec: ModelSpec, settings: Settings) -> tuple[ImageProvider, li
 
 
 def _wallet(settings: Settings) -> dict[str, Any]:
+    """The Arweave wallet; missing, unreadable or not a JWK: ArchiveError ``config`` naming the parameter
+    (the job ends PARTIAL, resumable once the parameter is fixed)."""
     from imagemint.adapters.arweave.wallet import load_wallet, load_wallet_from_parameter
+    from imagemint.errors import ArchiveError, WalletError
 
-    if settings.arweave_wallet_param:
-        return load_wallet_from_parameter(settings.arweave_wallet_param)
-    if settings.arweave_wallet_file:
-        return load_wallet(settings.arweave_wallet_file)
-    raise InternalError("No Arweave wallet configured (IMAGEMINT_ARWEAVE_WALLET_PARAM)")
+    param = settings.arweave_wallet_param
+    try:
+        if param:
+            return load_wallet_from_parameter(param)
+        if settings.arweave_wallet_file:
+            return load_wallet(settings.arweave_wallet_file)
+    except WalletError as exc:
+        raise ArchiveError(
+            f"{exc.message}; nothing was archived", param=param or None, reason="config"
+        ) from None
+    raise ArchiveError(
+        "No Arweave wallet is configured (IMAGEMINT_ARWEAVE_WALLET_PARAM)",
+        param="IMAGEMINT_ARWEAVE_WALLET_PARAM",
+        reason="config",
+    )
 
 
 def _embedded(name: str, mode_var: str) -> Any:
@@ -268,6 +291,95 @@ def minter(settings: Settings | None = None) -> MomentMinter:
             return _embedded("minter", "IMAGEMINT_CHAIN_MODE")(s)
         from imagemint.adapters.chain.zora import from_settings
 
-        return from_settings(s)
+        return from_settings(s, nonces=nonce_allocator(s))
 
     return _get("minter", build)
+
+
+def nonce_allocator(settings: Settings | None = None) -> Any:
+    """The signer's nonce counter (:class:`~imagemint.domain.ports.NonceAllocator`), accounts table."""
+    s = settings or get_settings()
+
+    def build() -> Any:
+        from imagemint.adapters.aws.client import client
+        from imagemint.adapters.aws.nonces import DynamoNonceAllocator
+
+        return DynamoNonceAllocator(client("dynamodb", s.region), s.accounts_table)
+
+    return _get("nonce_allocator", build)
+
+
+# ---------------------------------------------------------------- content credentials (C2PA)
+
+
+def _parameter_text(param: str) -> str:
+    from aws_lambda_powertools.utilities import parameters
+
+    try:
+        if param.startswith("secret:"):
+            return str(parameters.get_secret(param.removeprefix("secret:"), max_age=300))
+        return str(parameters.get_parameter(param, decrypt=True, max_age=300))
+    except parameters.exceptions.GetParameterError:
+        raise InternalError(f"The Content Credentials parameter {param} cannot be read") from None
+
+
+def _trust_anchors(s: Settings) -> bytes:
+    """Our own chain's root (when readable) plus the configured anchors (PEM)."""
+    from pathlib import Path
+
+    from imagemint.adapters.c2pa.signer import root_of
+
+    pem = b""
+    if s.c2pa_cert_chain_param:
+        pem += root_of(_parameter_text(s.c2pa_cert_chain_param).encode())
+    if s.c2pa_trust_anchors_param:
+        pem += b"\n" + _parameter_text(s.c2pa_trust_anchors_param).encode()
+    if s.c2pa_trust_anchors_file:
+        pem += b"\n" + Path(s.c2pa_trust_anchors_file).read_bytes()
+    return pem.strip()
+
+
+def content_signer(settings: Settings | None = None) -> ContentSigner | None:
+    """The C2PA signer of ``sign_mode`` (None when ``off``): chain and key from SSM / Secrets Manager."""
+    s = settings or get_settings()
+    if s.sign_mode == "off":
+        return None
+
+    def build() -> ContentSigner:
+        from imagemint.adapters.c2pa.signer import C2paContentSigner
+
+        if not (s.c2pa_cert_chain_param and s.c2pa_private_key_param):
+            raise InternalError("sign_mode=c2pa needs IMAGEMINT_C2PA_CERT_CHAIN_PARAM and _PRIVATE_KEY_PARAM")
+        chain = _parameter_text(s.c2pa_cert_chain_param).encode()
+        key = _parameter_text(s.c2pa_private_key_param).encode()
+        return C2paContentSigner(chain, key, trust_anchors_pem=_trust_anchors(s))
+
+    return _get("content_signer", build)
+
+
+def credential_reader(settings: Settings | None = None) -> CredentialReader:
+    """A C2PA reader that trusts our root and the configured anchors."""
+    s = settings or get_settings()
+
+    def build() -> CredentialReader:
+        from imagemint.adapters.c2pa.signer import C2paCredentialReader
+
+        return C2paCredentialReader(_trust_anchors(s))
+
+    return _get("credential_reader", build)
+
+
+def chain_reader(settings: Settings | None = None) -> ChainReader:
+    """Reads moments back (``uri``, ``balanceOf``): the embedded chain's, or the RPC of ``chain_mode`` rpc."""
+    s = settings or get_settings()
+
+    def build() -> ChainReader:
+        if s.chain_mode == "off":
+            raise InternalError("Minting is off in this deployment")
+        from imagemint.adapters.chain.reader import Web3ChainReader
+
+        if s.chain_mode == "embedded":
+            return Web3ChainReader(minter(s).w3)  # type: ignore[attr-defined]
+        return Web3ChainReader.from_settings(s)
+
+    return _get("chain_reader", build)

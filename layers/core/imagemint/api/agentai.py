@@ -14,15 +14,19 @@ from imagemint.api.http import (
     HttpRequest,
     accepted_response,
     credit_details,
+    echo,
     extensions,
     guarded,
+    job_fields,
+    prefer_wait,
     response,
     retry_headers,
+    still_running_response,
     wants_async,
 )
 from imagemint.domain import auth, service
 from imagemint.domain.models import GenerationRequest
-from imagemint.errors import ImagemintError, InvalidRequest, Unauthorized
+from imagemint.errors import ImagemintError, InvalidRequest, JobStillRunning, Unauthorized
 from imagemint.wiring import Deps
 
 MODELS = ("DALL-E 3", "Playground v3", "FLUX.1 [schnell]", "Ideogram")
@@ -42,13 +46,16 @@ def error_response(exc: ImagemintError) -> Any:
     if exc.param:
         body["param"] = exc.param
     body.update(credit_details(exc))
+    body.update(job_fields(exc))
     return response(exc.status, body, retry_headers(exc))
 
 
 def _enum(data: dict[str, Any], name: str, allowed: Any, default: str) -> str:
     value = data.get(name, default)
     if not isinstance(value, str) or value not in allowed:
-        raise InvalidRequest(f"Invalid {name} '{value}'; expected one of: {', '.join(allowed)}", param=name)
+        raise InvalidRequest(
+            f"Invalid {name} '{echo(value)}'; expected one of: {', '.join(allowed)}", param=name
+        )
     return str(value)
 
 
@@ -96,13 +103,21 @@ def handle(event: dict[str, Any], deps: Deps) -> Any:
 
         def work() -> Any:
             request, prompt = parse(req.json_object(), principal.account.account_id)
-            if wants_async(req):
+            wait = prefer_wait(req, deps.settings.sync_deadline_s)
+            if wants_async(req) and wait is None:
                 return accepted_response(
                     service.submit_async(deps, request, base_url=req.base_url), req.base_url
                 )
-            result = service.submit(deps, request, base_url=req.base_url)
+            try:
+                result = service.submit(deps, request, base_url=req.base_url, wait_s=wait)
+            except JobStillRunning as exc:
+                if wait is None:
+                    raise  # 504 with the job id and URL (error_response)
+                return still_running_response(exc, req.base_url, wait=wait, respond_async=wants_async(req))
             urls = [service.file_url(req.base_url, img) for img in result.images]
             usage = {"images": len(result.images), "model": result.model, "cost_usd": result.cost_usd}
+            if result.provenance_cost_usd is not None:  # Arweave + mint, a USD estimate (issue 14)
+                usage["provenance_cost_usd"] = result.provenance_cost_usd
             return response(200, render(urls, prompt, usage))
 
         return admission.admit(deps, req, principal, work, header_prefix=ratelimit.AGENTAI_HEADER_PREFIX)

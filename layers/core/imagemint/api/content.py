@@ -13,15 +13,19 @@ from imagemint.api import admission
 from imagemint.api.http import (
     HttpRequest,
     accepted_response,
+    echo,
     extensions,
     guarded,
+    job_fields,
+    prefer_wait,
     response,
     retry_headers,
+    still_running_response,
     wants_async,
 )
 from imagemint.domain import auth, registry, service, templates
 from imagemint.domain.models import GenerationRequest, ImageInput
-from imagemint.errors import ImagemintError, InvalidRequest
+from imagemint.errors import ImagemintError, InvalidRequest, JobStillRunning
 from imagemint.wiring import Deps
 
 DEFAULT_MODEL = "fal-ai/nano-banana-2"
@@ -48,6 +52,7 @@ def error_response(exc: ImagemintError) -> Any:
         body["field"] = exc.param
     if "required" in exc.details:
         body.update(required=exc.details["required"], available=exc.details.get("available"))
+    body.update(job_fields(exc))
     return response(exc.status, body, retry_headers(exc))
 
 
@@ -63,13 +68,14 @@ def _uri(value: Any, field: str) -> str:
 def parse(body: dict[str, Any], account_id: str) -> GenerationRequest:
     unknown = sorted(set(body) - FIELDS)
     if unknown:
-        raise InvalidRequest(f"Unknown field '{unknown[0]}'", param=unknown[0])
+        name = echo(unknown[0])
+        raise InvalidRequest(f"Unknown field '{name}'", param=name)
     template = None
     if body.get("template") is not None:
         if not isinstance(body["template"], str):
             raise InvalidRequest("template must be a string", param="template")
         if body["template"] not in templates.all_templates():
-            raise InvalidRequest(f"Unknown template '{body['template']}'", param="template")
+            raise InvalidRequest(f"Unknown template '{echo(body['template'])}'", param="template")
         template = templates.get_template(body["template"])
     prompt = body.get("prompt")
     if prompt is not None and not isinstance(prompt, str):
@@ -118,7 +124,7 @@ def parse(body: dict[str, Any], account_id: str) -> GenerationRequest:
         or model not in registry.MODELS
         or registry.MODELS[model].family.startswith("dall-e")
     ):
-        raise InvalidRequest(f"Unknown model '{model}'", param="model")
+        raise InvalidRequest(f"Unknown model '{echo(model)}'", param="model")
     flags = extensions(body)
     return GenerationRequest(
         prompt=prompt,
@@ -142,11 +148,17 @@ def handle_image(event: dict[str, Any], deps: Deps) -> Any:
 
         def work() -> Any:
             request = parse(req.json_object(allow_empty=True), principal.account.account_id)
-            if wants_async(req):
+            wait = prefer_wait(req, deps.settings.sync_deadline_s)
+            if wants_async(req) and wait is None:
                 return accepted_response(
                     service.submit_async(deps, request, base_url=req.base_url), req.base_url
                 )
-            result = service.submit(deps, request, base_url=req.base_url)
+            try:
+                result = service.submit(deps, request, base_url=req.base_url, wait_s=wait)
+            except JobStillRunning as exc:
+                if wait is None:
+                    raise  # 504 with the job id and URL (error_response)
+                return still_running_response(exc, req.base_url, wait=wait, respond_async=wants_async(req))
             urls = [service.file_url(req.base_url, img) for img in result.images]
             return response(200, {"imageUrl": urls[0], "images": urls})
 

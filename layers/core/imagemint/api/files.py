@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from imagemint.api.http import HttpRequest, guarded, plain_error_response
+from imagemint.api.http import SECURITY_HEADERS, HttpRequest, guarded, plain_error_response
 from imagemint.domain.models import JOB_ID
 from imagemint.errors import NotFound
 from imagemint.wiring import Deps
@@ -32,7 +32,9 @@ def handle(event: dict[str, Any], deps: Deps) -> Any:
             raise NotFound("File not found")
         url = deps.images.url(key, 3600)
         return Response(
-            status_code=302, headers={"Location": url, "Cache-Control": "private, max-age=300"}, body=""
+            status_code=302,
+            headers={"Location": url, "Cache-Control": "private, max-age=300", **SECURITY_HEADERS},
+            body="",
         )
 
     return run()

@@ -8,10 +8,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from imagemint.errors import InvalidRequest, PayloadTooLarge, Unauthorized
+from imagemint.errors import InvalidRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType
+from imagemint.safejson import parse_json as parse_json
+
+#: Headers every answer carries (the local HTTP front adds them too).
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff"}
+MAX_ECHO = 64  # characters of a client's value quoted back in an error message
 
 
 @dataclass
@@ -36,7 +42,7 @@ class HttpRequest:
             except (binascii.Error, ValueError):
                 raise InvalidRequest("Body is not valid base64") from None
         else:
-            body = raw.encode("utf-8")
+            body = raw.encode("utf-8", "surrogatepass")  # lone surrogates stay invalid UTF-8: a 400 later
         ctx = event.get("requestContext") or {}
         http = ctx.get("http") or {}
         base = public_base_url
@@ -63,15 +69,21 @@ class HttpRequest:
         if len(self.body) > limit:
             raise PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes")
 
+    def require_json(self) -> None:
+        """415 unless the body is declared JSON (``application/json``, ``+json``; none is taken as JSON)."""
+        ctype = self.content_type
+        if ctype and ctype != "application/json" and not ctype.endswith("+json"):
+            raise UnsupportedMediaType(
+                f"Content-Type must be application/json, not {echo(ctype)}", param="Content-Type"
+            )
+
     def json_object(self, *, allow_empty: bool = False) -> dict[str, Any]:
+        self.require_json()
         if not self.body.strip():
             if allow_empty:
                 return {}
             raise InvalidRequest("Request body is required")
-        try:
-            data = json.loads(self.body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise InvalidRequest("Malformed JSON body") from None
+        data = parse_json(self.body)
         if not isinstance(data, dict):
             raise InvalidRequest("Request body must be a JSON object")
         return data
@@ -96,13 +108,31 @@ class HttpRequest:
         return xk or bk
 
 
+# ---- JSON out ----
+
+_UNSAFE = re.compile(r"[<>&\"'\\\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def echo(value: Any, limit: int = MAX_ECHO) -> str:
+    """A client's value, safe to quote in a message: at most ``limit`` characters (then ``…``), with
+    markup, quotes, control characters and lone surrogates written as ``\\uXXXX`` (never raw)."""
+    text = value if isinstance(value, str) else repr(value)
+    cut = len(text) > limit
+    text = _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text[:limit])
+    return text + "…" if cut else text
+
+
+_JSON_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
 def json_body(data: Any) -> str:
+    """Compact JSON; ``<``, ``>`` and ``&`` written as ``\\u`` escapes: no answer carries raw markup."""
     text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates a client sent: keep them as \u escapes
         text = json.dumps(data, separators=(",", ":"))
-    return text
+    return text.translate(_JSON_ESCAPES)
 
 
 def guarded(error_response: Any) -> Any:
@@ -139,7 +169,10 @@ def response(status: int, body: Any, headers: dict[str, str] | None = None) -> A
     from aws_lambda_powertools.event_handler import Response
 
     return Response(
-        status_code=status, content_type="application/json", body=json_body(body), headers=headers or {}
+        status_code=status,
+        content_type="application/json",
+        body=json_body(body),
+        headers={**SECURITY_HEADERS, **(headers or {})},
     )
 
 
@@ -189,6 +222,44 @@ def wants_async(req: HttpRequest) -> bool:
     """RFC 7240 ``Prefer: respond-async`` (among other preferences, any case)."""
     prefs = req.headers.get("prefer", "")
     return any(p.split("=")[0].strip().lower() == "respond-async" for p in prefs.replace(";", ",").split(","))
+
+
+def prefer_wait(req: HttpRequest, cap: float) -> int | None:
+    """RFC 7240 ``Prefer: wait=N`` (seconds) as honoured: at most ``cap``; None when not asked."""
+    for pref in req.headers.get("prefer", "").replace(";", ",").split(","):
+        name, _, value = pref.partition("=")
+        if name.strip().lower() == "wait":
+            value = value.strip().strip('"')
+            if value.isdigit():
+                return min(int(value), int(cap))
+    return None
+
+
+def job_fields(exc: Any) -> dict[str, Any]:
+    """``job_id`` and ``url`` of an error about a job that keeps running, for the dialects' error bodies."""
+    details = getattr(exc, "details", None) or {}
+    if "job_id" not in details:
+        return {}
+    return {"job_id": details["job_id"], "url": details.get("url")}
+
+
+def still_running_response(exc: Any, base_url: str, *, wait: int | None, respond_async: bool) -> Any:
+    """202 for a synchronous request past its deadline whose client said ``wait`` or ``respond-async``.
+
+    ``exc`` is the service's ``JobStillRunning`` (``details``: ``job_id``, ``url``).
+    """
+    from imagemint.domain.views import job_url
+
+    job_id = exc.details["job_id"]
+    url = exc.details.get("url") or job_url(base_url, job_id)
+    applied = ", ".join(
+        p for p in ("respond-async" if respond_async else "", f"wait={wait}" if wait is not None else "") if p
+    )
+    return response(
+        202,
+        {"job_id": job_id, "status": "RUNNING", "url": url},
+        {"Location": url, "Preference-Applied": applied},
+    )
 
 
 def accepted_response(job: Any, base_url: str) -> Any:

@@ -41,7 +41,7 @@ MAX_KEY_CHARS = 255
 IN_PROGRESS_S = 35  # API functions time out at 30 s (API Gateway at 30 s)
 INLINE_LIMIT = 256 * 1024
 KEY_PREFIX = "imagemint#idempotency"
-_KEPT_HEADERS = ("Content-Type",)
+_KEPT_HEADERS = ("Content-Type", "X-Content-Type-Options")
 
 
 class _Deadline:
@@ -123,7 +123,9 @@ def _thaw(deps: Deps, stored: dict[str, Any]) -> Any:
     body = stored.get("body")
     if body is None and stored.get("body_ref"):
         body = deps.images.get(str(stored["body_ref"])).decode("utf-8")
-    headers = dict(stored.get("headers") or {})
+    from imagemint.api.http import SECURITY_HEADERS
+
+    headers = {**SECURITY_HEADERS, **(stored.get("headers") or {})}
     headers[REPLAYED_HEADER] = "true"
     return Response(status_code=int(stored["status"]), body=body, headers=headers)
 

@@ -25,6 +25,8 @@ def error_response(exc: ImagemintError) -> Any:
     body: dict[str, Any] = {"error": exc.message}
     if "required" in exc.details:
         body.update(required=exc.details["required"], available=exc.details.get("available"))
+    if "job_id" in exc.details:  # past the deadline: the job runs on; its result will be at jobUrl
+        body.update(jobId=exc.details["job_id"], jobUrl=exc.details.get("url"))
     return response(exc.status, body, retry_headers(exc))
 
 
@@ -34,6 +36,10 @@ def parse(req: HttpRequest) -> tuple[str, str]:
         raise InvalidRequest("Prompt is required", param="prompt")
     if len(prompt) > MAX_PROMPT:
         raise InvalidRequest("Prompt is too long", param="prompt")
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest("Prompt is not valid text (a lone UTF-16 surrogate)", param="prompt") from None
     account_id = (req.query.get("account_id") or "").strip()
     if not account_id:
         raise InvalidRequest("account_id is required", param="account_id")
@@ -80,10 +86,17 @@ def render(deps: Deps, result: GenerationResult, limit: int) -> dict[str, Any]:
             "totalTokens": result.usage.total_tokens,
             "images": len(result.images),
             "costUsd": result.cost_usd,
+            # Arweave + mint, a USD estimate (issue 14): only when the job stored or minted something.
+            **(
+                {}
+                if result.provenance_cost_usd is None
+                else {"provenanceCostUsd": result.provenance_cost_usd}
+            ),
         },
         "imageUrl": archive.get("url") if archive else None,
         "arweaveResult": archive.get("record") if archive else None,
         "moment": result.moment,
+        "jobId": result.job_id,  # extension: GET /api/jobs/{jobId} (with the account's key) shows the job
     }
 
 

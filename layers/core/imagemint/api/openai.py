@@ -19,10 +19,14 @@ from imagemint.api.http import (
     HttpRequest,
     accepted_response,
     credit_details,
+    echo,
     extensions,
     guarded,
+    job_fields,
+    prefer_wait,
     response,
     retry_headers,
+    still_running_response,
     wants_async,
 )
 from imagemint.api.multipart import parse_multipart
@@ -33,11 +37,14 @@ from imagemint.errors import (
     ImagemintError,
     InputRefused,
     InvalidRequest,
+    JobStillRunning,
     ModerationBlocked,
     Unauthorized,
+    UnsupportedMediaType,
 )
 from imagemint.wiring import Deps
 
+MAX_IMAGES = 16  # input images per request
 DEFAULT_MODEL = "dall-e-2"  # the seed's default; retired, so it runs on the configured default model
 MAX_PROMPT = 32000
 STR_FIELDS = ("size", "quality", "style", "background", "moderation", "user", "safety_identifier")
@@ -79,6 +86,7 @@ _TYPES = {
     404: "not_found_error",
     409: "conflict_error",
     413: "invalid_request_error",
+    415: "invalid_request_error",
     429: "rate_limit_exceeded",
 }
 _CODES = {
@@ -88,6 +96,7 @@ _CODES = {
     "insufficient_credits": "insufficient_quota",
     "rate_limited": "rate_limit_exceeded",
     "payload_too_large": "payload_too_large",
+    "unsupported_media_type": "unsupported_media_type",
     "not_found": "not_found",
     "forbidden": "forbidden",
     "provider_timeout": "timeout",
@@ -110,13 +119,15 @@ def error_response(exc: ImagemintError) -> Any:
             etype = "invalid_request_error"
     body = {"error": {"message": exc.message, "type": etype, "param": exc.param, "code": code}}
     body["error"].update(credit_details(exc))
+    body["error"].update(job_fields(exc))
     return response(exc.status, body, retry_headers(exc))
 
 
 def _fields(data: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(data) - KNOWN)
     if unknown:
-        raise InvalidRequest(f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0])
+        name = echo(unknown[0])
+        raise InvalidRequest(f"Unrecognized request argument supplied: {name}", param=name)
     prompt = data.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise InvalidRequest("prompt is required", param="prompt")
@@ -135,7 +146,9 @@ def _fields(data: dict[str, Any]) -> dict[str, Any]:
             raise InvalidRequest(f"{f} must be a string", param=f)
     for f, allowed in ENUMS.items():
         if data.get(f) is not None and data[f] not in allowed:
-            raise InvalidRequest(f"Invalid {f} '{data[f]}'; expected one of {', '.join(allowed)}", param=f)
+            raise InvalidRequest(
+                f"Invalid {f} '{echo(data[f])}'; expected one of {', '.join(allowed)}", param=f
+            )
     comp = data.get("output_compression")
     if isinstance(comp, str) and comp.strip().isdigit():
         comp = int(comp)
@@ -169,18 +182,20 @@ def _image_inputs(value: Any, max_bytes: int) -> tuple[list[ImageInput], list[In
     from imagemint.adapters.net.fetch import decode_base64_image
 
     items = value if isinstance(value, list) else [value]
-    if not items or len(items) > 16:
-        raise InvalidRequest("image must hold 1 to 16 images", param="image")
+    if not items or len(items) > MAX_IMAGES:  # before any is decoded or fetched
+        raise InvalidRequest(f"image must hold 1 to {MAX_IMAGES} images", param="image")
     urls: list[ImageInput] = []
     uploads: list[InputImage] = []
+    if not all(isinstance(item, str) and item.strip() for item in items):
+        raise InvalidRequest("image must be a URL or base64 string", param="image")
+    pixels = 0
     for i, item in enumerate(items):
         name = "image" if len(items) == 1 else f"image[{i}]"
-        if not isinstance(item, str) or not item.strip():
-            raise InvalidRequest("image must be a URL or base64 string", param="image")
         if item.startswith(("http://", "https://")):
             urls.append(ImageInput(url=item, name=name))
         else:
             uploads.append(decode_base64_image(item, name=name, max_bytes=max_bytes))
+            pixels = _within_request_pixels(uploads[-1], pixels)
     return urls, uploads
 
 
@@ -202,30 +217,33 @@ def parse_edit(
     req: HttpRequest, account_id: str, max_bytes: int
 ) -> tuple[GenerationRequest, dict[str, Any], list[InputImage], InputImage | None]:
     if req.content_type != "multipart/form-data":
-        raise InvalidRequest("Edits take multipart/form-data (image files, mask, prompt)")
+        raise UnsupportedMediaType(
+            "Edits take multipart/form-data (image files, mask, prompt)", param="Content-Type"
+        )
     parts = parse_multipart(req.headers["content-type"], req.body)
+    # Counted and checked as text first: no image is decoded for a request refused anyway.
+    images = [p for p in parts if p.name in ("image", "image[]") and p.is_file]
+    masks = [p for p in parts if p.name == "mask"]
+    taken = {id(p) for p in (*images, *masks)}
+    if len(images) > MAX_IMAGES:
+        raise InvalidRequest(f"At most {MAX_IMAGES} images", param="image")
+    if len(masks) > 1:
+        raise InvalidRequest("At most one mask", param="mask")
     data: dict[str, Any] = {}
-    uploads: list[InputImage] = []
-    mask: InputImage | None = None
     for p in parts:
-        if p.name in ("image", "image[]"):
-            name = f"image[{len(uploads)}]"
-            uploads.append(_file(p.data, name, max_bytes))
-        elif p.name == "mask":
-            mask = _file(p.data, "mask", max_bytes)
-        else:
-            try:
-                data[p.name] = p.data.decode("utf-8")
-            except UnicodeDecodeError:
-                raise InvalidRequest(f"{p.name} must be text", param=p.name) from None
-    if isinstance(data.get("image"), str):  # image given as text: a URL or base64
-        data.pop("image")
-        raise InvalidRequest("image must be uploaded as a file", param="image")
-    if not uploads:
+        if id(p) in taken:
+            continue
+        if p.name in ("image", "image[]"):  # image given as text: a URL or base64
+            raise InvalidRequest("image must be uploaded as a file", param="image")
+        try:
+            data[p.name] = p.data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidRequest(f"{echo(p.name)} must be text", param=echo(p.name)) from None
+    if not images:
         raise InvalidRequest("image is required", param="image")
-    if len(uploads) > 16:
-        raise InvalidRequest("At most 16 images", param="image")
     fields = _fields(data)
+    uploads = [_file(p.data, f"image[{i}]", max_bytes) for i, p in enumerate(images)]
+    mask = _file(masks[0].data, "mask", max_bytes) if masks else None
     request = GenerationRequest(**fields, dialect="openai", account_id=account_id)
     response_format = data.get("response_format") or default_response_format(req.path, fields["model"])
     return request, {"response_format": response_format}, uploads, mask
@@ -242,11 +260,24 @@ def default_response_format(path: str, model: str) -> str:
 
 
 def _file(data: bytes, name: str, max_bytes: int) -> InputImage:
-    from imagemint.adapters.net.fetch import decode_base64_image
+    from imagemint.adapters.net.fetch import check_image
 
     if len(data) > max_bytes:
         raise InputRefused(f"{name} is larger than {max_bytes} bytes", param=name)
-    return decode_base64_image(base64.b64encode(data).decode("ascii"), name=name, max_bytes=max_bytes)
+    return check_image(data, name=name)
+
+
+def _within_request_pixels(image: InputImage, total: int) -> int:
+    """The request's pixels so far plus ``image``'s (read from its header); 400 over the request's budget."""
+    from imagemint.adapters.net.sniff import MAX_REQUEST_PIXELS, image_info
+
+    info = image_info(image.data)
+    total += info.pixels * info.frames if info else 0
+    if total > MAX_REQUEST_PIXELS:
+        raise InputRefused(
+            f"The input images hold more than {MAX_REQUEST_PIXELS:,} pixels together", param=image.name
+        )
+    return total
 
 
 def render(deps: Deps, result: Any, opts: dict[str, Any], limit: int) -> dict[str, Any]:
@@ -279,6 +310,12 @@ def render(deps: Deps, result: Any, opts: dict[str, Any], limit: int) -> dict[st
             "input_tokens_details": {"text_tokens": result.usage.prompt_tokens, "image_tokens": 0},
             "images": len(result.images),
             "cost_usd": result.cost_usd,
+            # Arweave + mint, a USD estimate (issue 14): only when the job stored or minted something.
+            **(
+                {}
+                if result.provenance_cost_usd is None
+                else {"provenance_cost_usd": result.provenance_cost_usd}
+            ),
         },
         "size": result.size,
         "output_format": result.images[0].media_type.split("/")[1],
@@ -310,10 +347,16 @@ def handle(event: dict[str, Any], deps: Deps, *, edit: bool = False) -> Any:
                 request, opts, uploads, mask = parse_edit(req, account.account_id, limit)
             else:
                 request, opts, uploads = parse_json(req, account.account_id, limit)
-            if wants_async(req):
+            wait = prefer_wait(req, deps.settings.sync_deadline_s)
+            if wants_async(req) and wait is None:
                 job = service.submit_async(deps, request, uploads, mask, base_url=req.base_url)
                 return accepted_response(job, req.base_url)
-            result = service.submit(deps, request, uploads, mask, base_url=req.base_url)
+            try:
+                result = service.submit(deps, request, uploads, mask, base_url=req.base_url, wait_s=wait)
+            except JobStillRunning as exc:
+                if wait is None:
+                    raise  # 504 with the job id and URL (error_response)
+                return still_running_response(exc, req.base_url, wait=wait, respond_async=wants_async(req))
             try:
                 body = render(deps, result, opts, deps.settings.response_limit_bytes)
             except InvalidRequest:

@@ -89,6 +89,9 @@ class StoredImage(_Model):
     bytes: int
     sha256: str
     revised_prompt: str | None = None
+    # Content Credentials (imagemint.domain.credentials): manifest_label, manifest_sha256,
+    # digital_source_type, source_sha256 (the bytes before signing), parent_manifest, sidecar_key.
+    credentials: dict[str, Any] | None = None
 
 
 class Usage(_Model):
@@ -114,6 +117,8 @@ class GenerationResult(_Model):
     archive: list[dict[str, Any]] | None = None
     metadata_archive: dict[str, Any] | None = None
     moment: dict[str, Any] | None = None
+    # USD estimate of the Arweave rewards and the mint's gas share (the job's ``provenance_cost``).
+    provenance_cost_usd: float | None = None
 
 
 JobStatus = Literal["ACCEPTED", "RUNNING", "SUCCEEDED", "PARTIAL", "FAILED"]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
-from imagemint.domain.models import Account, ApiKeyRecord, GenerationRequest, Job, LedgerEntry
+from imagemint.domain.models import Account, ApiKeyRecord, Job, LedgerEntry
 
 if TYPE_CHECKING:
     from imagemint.settings import Settings
@@ -163,12 +163,15 @@ class AccountStore(Protocol):
 class Pipeline(Protocol):
     """Runs the generation state machine for one job."""
 
-    def run_sync(self, job_id: str, request: GenerationRequest) -> dict[str, Any]:
-        """Run to the end; return the state machine's output (the job record's result)."""
+    def run(self, job_id: str, payload: dict[str, Any], *, name: str | None = None) -> str:
+        """Start a synchronous request's execution (the EXPRESS workflow) and return at once.
+
+        The caller waits on the job record, not on this call (:func:`imagemint.domain.service.submit`).
+        """
         ...
 
     def start(self, job_id: str, payload: dict[str, Any], *, name: str | None = None) -> str:
-        """Start an execution with this input and return at once (its id, when there is one)."""
+        """Start an async job or a resume (the STANDARD workflow) and return at once (its id, if any)."""
         ...
 
 
@@ -213,9 +216,68 @@ class Deps:
     # (imagemint.api.idempotency); None -> that feature is off (unit tests that do not set them).
     limits: LimitStore | None = None
     idempotency: Any | None = None
+    # Moments waiting per creator contract (imagemint.domain.batching); None -> each job mints alone.
+    mint_queue: MintQueue | None = None
 
 
 # ---------------------------------------------------------------- minting
+
+
+class NonceAllocator(Protocol):
+    """Hands out the transaction nonces of one signer on one chain, atomically across processes.
+
+    In AWS a DynamoDB counter per signer and chain (:mod:`imagemint.adapters.aws.nonces`); the
+    chain adapter fills any nonce whose transaction was never sent (:mod:`imagemint.adapters.chain.txengine`).
+    """
+
+    def allocate(self, signer: str, chain_id: int, floor: int) -> int:
+        """A nonce never handed out before for (``signer``, ``chain_id``), at least ``floor``.
+
+        ``floor`` is the node's pending nonce: the counter starts there, and jumps up to it when the
+        key was used elsewhere.
+        """
+        ...
+
+
+class MintQueue(Protocol):
+    """Moments waiting to be minted on one creator contract, who sends them (a lease), and which
+    moments a sender has taken.
+
+    The mint step's coordinator (:mod:`imagemint.domain.batching`) puts each job's moment here; the
+    step holding the contract's lease takes up to ten and mints them in one transaction. A taken
+    moment cannot be queued again until its sender is done with it (or its lease ran out and the
+    job settled what the sender journalled): that is what keeps a re-run from minting it twice.
+    In AWS one DynamoDB item per contract (:mod:`imagemint.adapters.aws.mintqueue`).
+    """
+
+    def enqueue(self, queue: str, job_id: str, entry: dict[str, Any]) -> bool:
+        """Put ``job_id``'s moment (``uri``, ``creator``, ``at``) in ``queue``; False when it is taken."""
+        ...
+
+    def state(self, queue: str) -> tuple[dict[str, dict[str, Any]], dict[str, str], str | None, float]:
+        """What waits (job id -> entry), what is taken (job id -> sender), the lease holder and its end."""
+        ...
+
+    def lead(self, queue: str, job_id: str, until: float, now: float) -> bool:
+        """Take (or extend) the lease of ``queue`` for ``job_id`` unless another holder's lease is live."""
+        ...
+
+    def take(self, queue: str, job_id: str, job_ids: list[str]) -> bool:
+        """Move ``job_ids`` from waiting to taken by ``job_id``, only while it holds the lease."""
+        ...
+
+    def done(self, queue: str, job_id: str, job_ids: list[str]) -> None:
+        """Forget ``job_ids`` taken by ``job_id`` (minted and recorded)."""
+        ...
+
+    def untake(self, queue: str, job_id: str, holder: str, entry: dict[str, Any]) -> bool:
+        """Put a moment ``holder`` took back in the waiting ones (it was never sent); False if it moved."""
+        ...
+
+    def release(self, queue: str, job_id: str) -> None:
+        """Give the lease up (when ``job_id`` holds it)."""
+        ...
+
 
 #: Chains a minter may sign for besides a configured local development chain.
 BASE_MAINNET = 8453
@@ -279,4 +341,85 @@ class MomentMinter(Protocol):
         nothing was minted, mint afresh. Raises :class:`MintError` when it
         cannot be settled now (keep the record and try again later).
         """
+        ...
+
+
+# ---------------------------------------------------------------- content credentials (C2PA)
+
+#: IPTC digital source types (http://cv.iptc.org/newscodes/digitalsourcetype/...).
+IPTC_SOURCE_TYPES = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+TRAINED_ALGORITHMIC_MEDIA = IPTC_SOURCE_TYPES + "trainedAlgorithmicMedia"
+COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA = IPTC_SOURCE_TYPES + "compositeWithTrainedAlgorithmicMedia"
+
+
+@dataclass(frozen=True)
+class ContentClaim:
+    """What a Content Credentials manifest says about one image we made."""
+
+    job_id: str
+    model: str  # the registry model that ran
+    provider: str  # who ran it (openai, fal, local, upload)
+    digital_source_type: str = TRAINED_ALGORITHMIC_MEDIA
+    title: str = "image"
+    index: int = 0
+
+
+@dataclass(frozen=True)
+class SignedContent:
+    """An image with our manifest: embedded (``data`` changed), or a ``sidecar`` manifest store."""
+
+    data: bytes
+    media_type: str
+    manifest_label: str  # the claim's id (urn:c2pa:...)
+    manifest_sha256: str  # sha256 of the manifest store bytes
+    sidecar: bytes | None = None  # formats that cannot embed one: the .c2pa manifest store
+    parent_label: str | None = None  # the provider's own manifest, kept as the parent ingredient
+
+
+@dataclass(frozen=True)
+class CredentialReport:
+    """What a reader found in an image's Content Credentials."""
+
+    state: str  # "Trusted", "Valid", "Invalid", or "absent"
+    manifest_label: str | None = None
+    digital_source_type: str | None = None
+    software_agent: str | None = None
+    claim_generator: str | None = None
+    job_id: str | None = None
+    issuer: str | None = None
+    parent_label: str | None = None
+    failures: tuple[str, ...] = ()
+
+    @property
+    def valid(self) -> bool:
+        return self.state in ("Valid", "Trusted")
+
+    @property
+    def trusted(self) -> bool:
+        return self.state == "Trusted"
+
+
+class ContentSigner(Protocol):
+    """Signs a C2PA manifest into an image (``imagemint.adapters.c2pa``; the sign step only)."""
+
+    def sign(self, data: bytes, media_type: str, claim: ContentClaim) -> SignedContent:
+        """Our manifest over ``data``; a manifest ``data`` already carries becomes its parent ingredient."""
+        ...
+
+
+class CredentialReader(Protocol):
+    """Reads and validates Content Credentials against the configured trust anchors."""
+
+    def read(self, data: bytes, media_type: str, sidecar: bytes | None = None) -> CredentialReport: ...
+
+
+class ChainReader(Protocol):
+    """Reads a minted moment back from the chain (the verify path)."""
+
+    def token_uri(self, contract: str, token_id: int) -> str: ...
+
+    def balance_of(self, contract: str, owner: str, token_id: int) -> int: ...
+
+    def minted_to(self, tx_hash: str, token_id: int) -> str | None:
+        """Who the mint transaction transferred ``token_id`` to (its TransferSingle), or None."""
         ...

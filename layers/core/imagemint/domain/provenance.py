@@ -30,6 +30,11 @@ point a killed run reached, with the job record as its journal:
   signed (:meth:`imagemint.adapters.chain.zora.ZoraMinter.resume`). The creator's
   contract is created deterministically, so ``ensure_contract`` finds it on a re-run.
 
+Cost: each archive records ``archive_cost_<slot>`` (item id, reward in winston) and the mint
+``mint_cost`` (per transaction: gas used, effective gas price, fee, and how many moments shared it);
+:func:`provenance_cost` sums them with a USD estimate at the configured prices. Concurrent mints of
+one creator contract are batched into one transaction (:mod:`imagemint.domain.batching`).
+
 web3 is imported only on the mint path (:func:`imagemint.wiring.minter`).
 """
 
@@ -82,13 +87,18 @@ def _journalled_archive(
         deps.jobs.update(job_id, **{field: header})
 
     record = archive_once(store, data, tags, load=load, save=save)
+    cost = {**archive_cost(record, deps.settings), "prices_usd": _prices(deps.settings)}
+    deps.jobs.update(job_id, **{f"archive_cost_{slot}": cost})  # what it cost (provenance_cost)
     return _archived(store, record)
 
 
 def archive_image(deps: Deps, job_id: str, image: dict[str, Any], index: int) -> dict[str, Any]:
     img = StoredImage.model_validate(image)
     data = deps.images.get(img.key)
-    tags = _tags(job_id, img.media_type, {"Image-Index": str(index), "SHA-256": img.sha256})
+    extra = {"Image-Index": str(index), "SHA-256": img.sha256}
+    if img.credentials:  # signed by the Sign step: the manifest that binds these bytes
+        extra["C2PA-Manifest"] = str(img.credentials.get("manifest_label", ""))
+    tags = _tags(job_id, img.media_type, extra)
     out = _journalled_archive(deps, job_id, str(index), data, tags)
     deps.jobs.update(job_id, **{f"archive_{index}": out["id"]})
     return out
@@ -112,6 +122,19 @@ def metadata_document(
             {"trait_type": "images", "value": len(archives)},
         ],
         "images": [a["uri"] for a in archives],
+        # The chain back to the pixels (GET /api/verify): each archived image's bytes and the C2PA
+        # manifest signed into them (imagemint.domain.credentials), and the job that made them.
+        "job_id": result.job_id,
+        "content_credentials": [
+            {
+                "image": a["uri"],
+                "sha256": img.sha256,
+                "manifest_label": (img.credentials or {}).get("manifest_label"),
+                "manifest_sha256": (img.credentials or {}).get("manifest_sha256"),
+                "digital_source_type": (img.credentials or {}).get("digital_source_type"),
+            }
+            for a, img in zip(archives, result.images, strict=False)
+        ],
     }
 
 
@@ -124,6 +147,47 @@ def archive_metadata(deps: Deps, job_id: str, state: dict[str, Any]) -> dict[str
     return _journalled_archive(deps, job_id, "metadata", data, _tags(job_id, "application/json"))
 
 
+def _prices(settings: Any) -> dict[str, Any]:
+    return {"ETH": settings.price_eth_usd, "AR": settings.price_ar_usd, "estimate": True}
+
+
+def archive_cost(record: Any, settings: Any) -> dict[str, Any]:
+    """One Arweave item's cost: its reward (winston) and a USD estimate at the configured AR price."""
+    winston = int(record.reward or 0)
+    usd = winston / 10**12 * settings.price_ar_usd
+    return {"id": record.id, "reward_winston": str(winston), "usd_estimate": round(usd, 8)}
+
+
+def mint_cost(outcome: Any, settings: Any) -> dict[str, Any]:
+    """A job's share of the transactions that minted its moment (``MintOutcome.costs``), in wei and USD."""
+    txs = [dict(tx) for tx in getattr(outcome, "costs", ()) or ()]
+    share = sum(int(tx["fee_wei"]) // max(1, int(tx.get("moments") or 1)) for tx in txs)
+    gas = sum(int(tx["gas_used"]) // max(1, int(tx.get("moments") or 1)) for tx in txs)
+    usd = share / 10**18 * settings.price_eth_usd
+    return {"transactions": txs, "gas_share": gas, "fee_share_wei": str(share), "usd_estimate": round(usd, 8)}
+
+
+def provenance_cost(job: Any) -> dict[str, Any] | None:
+    """What a job's provenance cost: the Arweave reward of each item it stored and its share of the mint.
+
+    The USD figures are ESTIMATES at the prices configured when each step ran
+    (``IMAGEMINT_PRICE_ETH_USD``, ``IMAGEMINT_PRICE_AR_USD``), not market prices.
+    None when nothing was stored or minted.
+    """
+    data = job.model_dump() if hasattr(job, "model_dump") else dict(job or {})
+    items = [
+        {"slot": key.removeprefix("archive_cost_"), **value}
+        for key, value in sorted(data.items())
+        if key.startswith("archive_cost_") and isinstance(value, dict)
+    ]
+    mint = data.get("mint_cost") if isinstance(data.get("mint_cost"), dict) else None
+    if not items and mint is None:
+        return None
+    winston = sum(int(i.get("reward_winston") or 0) for i in items)
+    usd = sum(float(i.get("usd_estimate") or 0) for i in items) + float((mint or {}).get("usd_estimate") or 0)
+    return {"arweave": items, "arweave_winston": str(winston), "mint": mint, "usd_estimate": round(usd, 8)}
+
+
 def mint(deps: Deps, job_id: str, account_id: str, metadata_uri: str) -> dict[str, Any]:
     job = deps.jobs.get(job_id)
     recorded = getattr(job, "moment", None) if job is not None else None
@@ -134,19 +198,51 @@ def mint(deps: Deps, job_id: str, account_id: str, metadata_uri: str) -> dict[st
     def journal(pending: dict[str, Any]) -> None:  # before each transaction is sent
         deps.jobs.update(job_id, mint_tx=pending)
 
-    moment = None
+    def record(jid: str, outcome: Any) -> None:
+        cost = {**mint_cost(outcome, deps.settings), "prices_usd": _prices(deps.settings)}
+        deps.jobs.update(jid, moment=outcome.moment.model_dump(), mint_cost=cost)
+
     pending = getattr(job, "mint_tx", None) if job is not None else None
-    if isinstance(pending, dict) and pending:
+    batched = deps.mint_queue is not None and hasattr(m, "mint_many")
+    if isinstance(pending, dict) and pending and not batched:  # batched: the coordinator settles it
         if pending.get("uri") != metadata_uri:
             logger.warning("pending mint is for other metadata; settling it first", extra={"job_id": job_id})
-        moment = m.resume(pending, journal=journal)
-    if moment is None:
-        account = deps.accounts.get_account(account_id)
-        creator = (account.wallet_address if account else None) or m.signer.address
-        contract = m.ensure_contract(
-            creator, None, f"imagemint moments of {account.name if account else account_id}"
+        resume = getattr(m, "resume_detailed", None)
+        if resume is not None:
+            outcome = resume(pending, journal=journal)
+            if outcome is not None and pending.get("uri") == metadata_uri:
+                record(job_id, outcome)
+                return outcome.moment.model_dump()
+        else:
+            moment = m.resume(pending, journal=journal)
+            if moment is not None and pending.get("uri") == metadata_uri:
+                deps.jobs.update(job_id, moment=moment.model_dump())
+                return moment.model_dump()
+    account = deps.accounts.get_account(account_id)
+    creator = (account.wallet_address if account else None) or m.signer.address
+    contract = m.ensure_contract(
+        creator, None, f"imagemint moments of {account.name if account else account_id}"
+    )
+    if batched:
+        from imagemint.domain.batching import mint_batched
+
+        return mint_batched(
+            deps,
+            deps.mint_queue,
+            m,
+            job_id,
+            metadata_uri,
+            creator,
+            contract,
+            record,
+            window_s=deps.settings.mint_batch_window_s,
         )
-        moment = m.mint(metadata_uri, creator, contract, journal=journal)
+    detailed = getattr(m, "mint_detailed", None)
+    if detailed is not None:
+        outcome = detailed(metadata_uri, creator, contract, journal=journal)
+        record(job_id, outcome)
+        return outcome.moment.model_dump()
+    moment = m.mint(metadata_uri, creator, contract, journal=journal)
     out = moment.model_dump()
     deps.jobs.update(job_id, moment=out)
     return out

@@ -6,11 +6,48 @@ job), runs the state machine and returns the :class:`GenerationResult`, or
 raises the domain error the job record names. ``submit_async`` does the same
 up to the start of the state machine and returns the job (``Prefer:
 respond-async``); ``resume`` runs a PARTIAL job again from where it stopped.
+
+Answering within API Gateway's limit, whatever the provider's speed
+-------------------------------------------------------------------
+HTTP API gives an integration 30 s; past that the client gets a bare 503 and
+nothing to find its job by. The design (issue 11):
+
+* **The job record is the answer, the HTTP call only waits for it.** A
+  synchronous request starts its execution on the EXPRESS workflow with
+  ``StartExecution`` (not ``StartSyncExecution``: nothing is held open, so an
+  execution never depends on the caller staying) and watches the job record
+  (consistent reads, 50 ms doubling by 1.5 up to 1 s) until Record or
+  RecordFailure has written it. It waits at most ``settings.sync_deadline_s``
+  (25 s: room for a cold start and rendering under the 30 s), or less when the
+  client said ``Prefer: wait=N`` (RFC 7240).
+* **Past the deadline** the job runs on under its execution and
+  :class:`JobStillRunning` (``job_id``, ``url``) is raised: a client that
+  asked for it (``Prefer: wait=N`` or ``respond-async``) gets 202 with the
+  job's URL and ``Preference-Applied``; any other gets 504 in its dialect's
+  error shape carrying the job id and URL, never API Gateway's bare 503. The
+  charge stays only because the result stays retrievable: the job record
+  keeps the images, archives and moment, ``GET /api/jobs/{id}`` serves them,
+  and a job that fails is refunded by RecordFailure (or the sweeper).
+* **Every synchronous path ends within Express's 5 minutes**: the ASL's step
+  timeouts and retries are budgeted so (a unit test over the ASL computes
+  every path's worst case); async jobs and resumes run on the
+  STANDARD workflow built from the same ASL, with no such limit.
+* **The legacy endpoint** answers 200 in its seed's shape when the pipeline
+  (generate, archive, mint) ends within the deadline: with a 20 s provider it
+  does through the local runtime's gateway emulation (an integration test). Its answer carries
+  ``jobId``. Not done yet: answering at signing time (Arweave ids and the mint
+  transaction hash are final once signed, and the archive and mint steps
+  already journal the signed items on the job before sending them), so that
+  a slow gateway or chain confirmation in AWS does not push a 20 s
+  generation past the deadline; that needs the archive and mint steps split
+  into sign and post/confirm, with the post/confirm half on the STANDARD
+  workflow.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -29,7 +66,7 @@ from imagemint.domain.ports import Deps, InputImage
 # The dialects name these service.file_url / service.job_url; they live with the job view.
 from imagemint.domain.views import file_url as file_url
 from imagemint.domain.views import job_url as job_url
-from imagemint.errors import Conflict, ImagemintError, InternalError, from_dict
+from imagemint.errors import Conflict, ImagemintError, InternalError, JobStillRunning, from_dict
 from imagemint.observability import logger
 
 
@@ -51,6 +88,7 @@ def _accept(
     *,
     base_url: str,
     mode: str,
+    job_id: str | None = None,
 ) -> tuple[Job, GenerationRequest]:
     """Validate, keep the inputs, create the job record and charge it: what both modes share."""
     resolved = None
@@ -62,7 +100,7 @@ def _accept(
         request = request.model_copy(
             update={"webhook_url": webhooks.check_url(deps.settings, request.webhook_url)}
         )
-    job_id = new_job_id()
+    job_id = job_id or new_job_id()  # ingest names its job after the object (one job per object)
     refs = list(request.references)
     for i, up in enumerate(uploads):
         key = f"inputs/{job_id}/{i}"
@@ -108,6 +146,16 @@ def _never_started(deps: Deps, job_id: str) -> None:
         credits.refund_failed(deps, job_id)
 
 
+#: Job statuses a synchronous caller stops waiting at (the Record / RecordFailure steps write them).
+TERMINAL = ("SUCCEEDED", "PARTIAL", "FAILED")
+#: How long a caller whose start call failed watches for the execution having started anyway
+#: (a call that reached Step Functions and lost its answer) before it declares the job never started.
+START_GRACE_S = 2.0
+#: Polling the job record: first after this many seconds, then 1.5 times longer each time, at most POLL_MAX_S.
+POLL_FIRST_S = 0.05
+POLL_MAX_S = 1.0
+
+
 def submit(
     deps: Deps,
     request: GenerationRequest,
@@ -115,19 +163,59 @@ def submit(
     mask: InputImage | None = None,
     *,
     base_url: str = "",
+    job_id: str | None = None,
+    wait_s: float | None = None,
 ) -> GenerationResult:
-    """Run the job to its end and return what it made (or raise the error its record names)."""
-    job, request = _accept(deps, request, uploads, mask, base_url=base_url, mode="sync")
+    """Run the job and return what it made (or raise the error its record names), within a deadline.
+
+    The execution is started on the synchronous (EXPRESS) workflow and the job record is watched
+    until it is done or ``wait_s`` seconds have passed (default and cap for API requests:
+    ``settings.sync_deadline_s``, under API Gateway's 30 s). Past the deadline the job keeps running
+    and :class:`JobStillRunning` names it (``job_id``, ``url``): the caller answers 202 or an error
+    in its dialect's shape, and the result is kept on the job (``GET /api/jobs/{id}``); nothing is
+    charged that cannot be retrieved.
+
+    ``job_id`` (ingest): the job's id, chosen by the caller; the job store refuses an existing one
+    (``Conflict``) before anything is charged or started. Ingest passes its own ``wait_s``.
+    """
+    clock = time.monotonic()
+    deadline = clock + (deps.settings.sync_deadline_s if wait_s is None else max(0.0, wait_s))
+    job, request = _accept(deps, request, uploads, mask, base_url=base_url, mode="sync", job_id=job_id)
     assert deps.pipeline is not None
+    payload = {"job_id": job.job_id, "request": request.model_dump(exclude_none=True), "mode": "sync"}
     try:
-        out = deps.pipeline.run_sync(job.job_id, request)
+        deps.pipeline.run(job.job_id, payload)
     except Exception:
-        failed = deps.jobs.get(job.job_id)
-        if failed is not None and failed.error:
-            raise from_dict(failed.error) from None
-        _never_started(deps, job.job_id)
-        raise
-    return GenerationResult.model_validate(out)
+        # The call may have reached Step Functions and lost its answer: the job then moves on its own.
+        seen = _wait(deps, job.job_id, min(deadline, time.monotonic() + START_GRACE_S), until_started=True)
+        if seen is None or seen.status == "ACCEPTED":
+            logger.exception("the pipeline could not be started", extra={"job_id": job.job_id})
+            _never_started(deps, job.job_id)
+            raise InternalError("The job could not be started; it was not charged") from None
+    done = _wait(deps, job.job_id, deadline)
+    if done is None or done.status not in TERMINAL:
+        raise JobStillRunning(
+            "The job is still running; its result will be at the job's URL",
+            job_id=job.job_id,
+            url=job_url(base_url, job.job_id),
+        )
+    if done.status == "FAILED":
+        raise from_dict(done.error)
+    return GenerationResult.model_validate(done.result)
+
+
+def _wait(deps: Deps, job_id: str, deadline: float, *, until_started: bool = False) -> Job | None:
+    """The job once it is done (or, ``until_started``, once it left ACCEPTED), or as it is at the deadline."""
+    pause = POLL_FIRST_S
+    while True:
+        job = deps.jobs.get(job_id)
+        if job is not None and (job.status in TERMINAL or (until_started and job.status != "ACCEPTED")):
+            return job
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return job
+        time.sleep(min(pause, left))
+        pause = min(pause * 1.5, POLL_MAX_S)
 
 
 def submit_async(

@@ -227,7 +227,7 @@ def _ingested(deps: Deps, job_id: str, request: GenerationRequest) -> Generation
     IHDR / JPEG SOF / WebP VP8 header), read without an image library: the
     functions that run this attach the core layer only.
     """
-    from imagemint.adapters.net.sniff import image_dimensions, sniff_media_type
+    from imagemint.adapters.net.sniff import bounds_problem, image_dimensions, image_info, sniff_media_type
     from imagemint.errors import InputRefused
 
     source = str(request.extra["source_key"])
@@ -236,6 +236,9 @@ def _ingested(deps: Deps, job_id: str, request: GenerationRequest) -> Generation
     size = image_dimensions(data) if sniffed else None
     if sniffed is None or size is None:
         raise InputRefused(f"{source} is not a PNG, JPEG or WebP image", param="object")
+    problem = bounds_problem(image_info(data))  # the same header bounds as every other input image
+    if problem is not None:
+        raise InputRefused(f"{source} is refused because {problem}", param="object")
     if sniffed not in EXTENSIONS:
         fmt = sniffed.removeprefix("image/")
         raise InputRefused(f"{source} is a {fmt} image; PNG, JPEG or WebP expected", param="object")
@@ -323,6 +326,11 @@ def record_state(deps: Deps, state: dict[str, Any]) -> dict[str, Any]:
             + RESUME_NOTE
         )
     res.warnings = warnings
+    if request.get("archive") or request.get("mint"):  # what provenance cost (USD estimate; issue 14)
+        from imagemint.domain.provenance import provenance_cost
+
+        cost = provenance_cost(deps.jobs.get(job_id))
+        res.provenance_cost_usd = cost["usd_estimate"] if cost else None
     status = "PARTIAL" if missing else "SUCCEEDED"
     extra: dict[str, Any] = {"resume_from": None, "provenance_error": None}
     if missing:

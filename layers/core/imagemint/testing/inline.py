@@ -3,7 +3,7 @@
 For unit tests of the dialects and the service without AWS: same steps, same
 error recording as ``statemachine/generate.asl.json`` (the entry
 choice for resumed jobs, the Catch paths, the webhook after the record), no
-Step Functions. ``start`` runs the execution before it returns (there is no
+Step Functions. ``run`` and ``start`` run the execution before they return (there is no
 background here); ``webhook_attempts`` stands in for the ASL's retry count.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from imagemint.domain import provenance, steps
+from imagemint.domain import credentials, provenance, steps
 from imagemint.domain.models import GenerationRequest
 from imagemint.errors import ImagemintError, PipelineFailed
 from imagemint.wiring import Deps
@@ -29,6 +29,15 @@ class InlinePipeline:
         self._deps = deps
         self.webhook_attempts = webhook_attempts
         self.started: list[dict[str, Any]] = []
+
+    def run(self, job_id: str, payload: dict[str, Any], *, name: str | None = None) -> str:
+        """A synchronous request: runs the whole execution before it returns (the job record holds the
+        outcome, which is what the service reads); a generation failure is recorded, not raised."""
+        try:
+            self.run_sync(job_id, GenerationRequest.model_validate(payload["request"]))
+        except PipelineFailed:
+            pass
+        return f"inline:{name or job_id}"
 
     def run_sync(self, job_id: str, request: GenerationRequest) -> dict[str, Any]:
         payload = {"job_id": job_id, "request": request.model_dump(exclude_none=True), "mode": "sync"}
@@ -51,12 +60,13 @@ class InlinePipeline:
         if entry is None:
             try:
                 result = steps.generate(d, job_id, request)
+                signed = credentials.sign_images(d, job_id, request, result.model_dump(exclude_none=True))
             except ImagemintError as exc:
                 error = _catch(exc)
                 steps.record_failure(d, job_id, error)
                 self._notify(state)
                 raise PipelineFailed("FAILED", error["Error"], error["Cause"]) from None
-            state["result"] = result.model_dump(exclude_none=True)
+            state["result"] = signed
         try:
             if request.archive:
                 if entry in (None, "archive"):

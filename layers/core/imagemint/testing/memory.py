@@ -42,7 +42,7 @@ class MemoryJobStore:
     def create(self, job: Job) -> None:
         with self._lock:
             if job.job_id in self.jobs:
-                raise ValueError("job exists")
+                raise Conflict(f"Job {job.job_id} exists")
             self.jobs[job.job_id] = job.model_copy(deep=True)
 
     def get(self, job_id: str) -> Job | None:
@@ -168,6 +168,87 @@ class MemoryAccountStore:
             self.accounts[entry.account_id] = account.model_copy(update={"credits": balance})
             self.ledger[(entry.account_id, entry.entry_id)] = entry.model_copy(deep=True)
             return balance
+
+
+class MemoryNonceAllocator:
+    """:class:`~imagemint.domain.ports.NonceAllocator` in memory (the DynamoDB counter's rules)."""
+
+    def __init__(self) -> None:
+        self.counters: dict[tuple[str, int], int] = {}
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def allocate(self, signer: str, chain_id: int, floor: int) -> int:
+        with self._lock:
+            self.calls += 1
+            key = (signer.lower(), int(chain_id))
+            nonce = max(self.counters.get(key, 0), int(floor))
+            self.counters[key] = nonce + 1
+            return nonce
+
+
+class MemoryMintQueue:
+    """:class:`~imagemint.domain.ports.MintQueue` in memory (the DynamoDB item's rules)."""
+
+    def __init__(self) -> None:
+        self.queues: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def _q(self, queue: str) -> dict[str, Any]:
+        return self.queues.setdefault(queue, {"waiting": {}, "taken": {}, "leader": None, "until": 0.0})
+
+    def enqueue(self, queue: str, job_id: str, entry: dict[str, Any]) -> bool:
+        with self._lock:
+            q = self._q(queue)
+            if job_id in q["taken"]:
+                return False
+            q["waiting"][job_id] = copy.deepcopy(entry)
+            return True
+
+    def state(self, queue: str) -> tuple[dict[str, dict[str, Any]], dict[str, str], str | None, float]:
+        with self._lock:
+            q = self._q(queue)
+            return copy.deepcopy(q["waiting"]), dict(q["taken"]), q["leader"], q["until"]
+
+    def lead(self, queue: str, job_id: str, until: float, now: float) -> bool:
+        with self._lock:
+            q = self._q(queue)
+            if q["leader"] not in (None, job_id) and q["until"] >= now:
+                return False
+            q["leader"], q["until"] = job_id, until
+            return True
+
+    def take(self, queue: str, job_id: str, job_ids: list[str]) -> bool:
+        with self._lock:
+            q = self._q(queue)
+            if q["leader"] != job_id or any(j not in q["waiting"] for j in job_ids):
+                return False
+            for j in job_ids:
+                del q["waiting"][j]
+                q["taken"][j] = job_id
+            return True
+
+    def done(self, queue: str, job_id: str, job_ids: list[str]) -> None:
+        with self._lock:
+            q = self._q(queue)
+            for j in job_ids:
+                if q["taken"].get(j) == job_id:
+                    del q["taken"][j]
+
+    def untake(self, queue: str, job_id: str, holder: str, entry: dict[str, Any]) -> bool:
+        with self._lock:
+            q = self._q(queue)
+            if q["taken"].get(job_id) != holder:
+                return False
+            del q["taken"][job_id]
+            q["waiting"][job_id] = copy.deepcopy(entry)
+            return True
+
+    def release(self, queue: str, job_id: str) -> None:
+        with self._lock:
+            q = self._q(queue)
+            if q["leader"] == job_id:
+                q["leader"], q["until"] = None, 0.0
 
 
 def memory_idempotency_store() -> Any:

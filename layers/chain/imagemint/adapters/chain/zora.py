@@ -12,13 +12,17 @@ module doc has the rules).
 
 Transactions
     When the signer is an admin of the creator's contract, the token is set up
-    and minted in ONE transaction through the contract's ``multicall``::
+    and minted in ONE transaction through the contract's ``multicall``
+    (:meth:`ZoraMinter.mint_many` puts up to ten moments in one, the token ids
+    consecutive: ``setupNewToken`` / ``adminMint`` pairs after one
+    ``assumeLastTokenIdMatches``)::
 
         multicall([assumeLastTokenIdMatches(next - 1),
                    setupNewToken(uri, maxSupply),
                    adminMint(creator, next, 1, "")])
 
-    ``next`` is read from ``nextTokenId()`` under the signer lock; the
+    ``next`` is read from ``nextTokenId()`` under a per-contract lock (across
+    processes the mint step's coordinator sends for one contract at a time); the
     contract's own ``assumeLastTokenIdMatches`` makes the whole transaction
     revert if another writer took that id first (caught at gas estimation it
     is retried once with a fresh id; caught when mined it fails as
@@ -81,6 +85,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -102,8 +107,8 @@ from imagemint.adapters.chain.abi import (
     TOKEN_ID_MISMATCH,
     ZORA_FACTORY_ADDRESSES,
 )
-from imagemint.adapters.chain.txengine import SignedTx, TxEngine, checksum_address, to_hex
-from imagemint.domain.ports import Moment, MomentMinter
+from imagemint.adapters.chain.txengine import SignedTx, TxEngine, checksum_address, to_hex, tx_cost
+from imagemint.domain.ports import Moment, MomentMinter, NonceAllocator
 from imagemint.errors import MintError
 
 if TYPE_CHECKING:
@@ -118,6 +123,22 @@ _STAGES = ("multicall", "setup", "admin_mint")
 #: Persists a pending-mint record (a JSON-ready dict) before its transaction is sent.
 MintJournal = Callable[[dict[str, Any]], None]
 
+#: Most moments one multicall carries (the gas per moment hardly drops beyond).
+MAX_BATCH = 10
+#: An upper bound of one moment's gas in a multicall (estimates: ~205k each in a batch, 2.03M for ten
+#: on a fresh contract), used to size batches under the gas cap.
+GAS_PER_MOMENT_BOUND = 230_000
+
+# In-process locks per (chain id, contract): token ids are read and used under them. Across processes
+# the mint step's batch coordinator (imagemint.domain.batching) gives one sender per contract at a time.
+_GUARD = threading.Lock()
+_CONTRACT_LOCKS: dict[tuple[int, str], threading.RLock] = {}
+
+
+def _contract_lock(chain_id: int, address: str) -> threading.RLock:
+    with _GUARD:
+        return _CONTRACT_LOCKS.setdefault((chain_id, address.lower()), threading.RLock())
+
 
 @dataclass(frozen=True)
 class MintOutcome:
@@ -127,6 +148,9 @@ class MintOutcome:
     tx_hashes: tuple[str, ...]
     gas_used: int
     batched: bool
+    #: Per transaction: hash, gas_used, effective_gas_price_wei, fee_wei, and ``moments`` (how many
+    #: moments it minted: this moment's share is 1/moments of it).
+    costs: tuple[dict[str, Any], ...] = ()
 
 
 class ZoraMinter(MomentMinter):
@@ -153,6 +177,9 @@ class ZoraMinter(MomentMinter):
         gas_headroom: float = 1.25,
         receipt_timeout_s: float = 120.0,
         poll_latency_s: float = 0.25,
+        nonces: NonceAllocator | None = None,
+        stuck_after_s: float = 6.0,
+        gap_grace_s: float = 10.0,
     ) -> None:
         self.tx = TxEngine(
             w3,
@@ -165,6 +192,9 @@ class ZoraMinter(MomentMinter):
             gas_headroom=gas_headroom,
             receipt_timeout_s=receipt_timeout_s,
             poll_latency_s=poll_latency_s,
+            nonces=nonces,
+            stuck_after_s=stuck_after_s,
+            gap_grace_s=gap_grace_s,
         )
         self.w3 = w3
         self.signer = signer
@@ -196,11 +226,12 @@ class ZoraMinter(MomentMinter):
         royalty = (0, 0, creator)
         args = [self.contract_uri, name, royalty, creator, setup_actions]
 
-        with self.tx.lock:
-            with self.tx.rpc("deterministicContractAddressWithSetupActions"):
-                predicted = self._factory.functions.deterministicContractAddressWithSetupActions(
-                    self.signer.address, self.contract_uri, name, creator, setup_actions
-                ).call()
+        with self.tx.rpc("deterministicContractAddressWithSetupActions"):
+            predicted = self._factory.functions.deterministicContractAddressWithSetupActions(
+                self.signer.address, self.contract_uri, name, creator, setup_actions
+            ).call()
+        with _contract_lock(self.chain_id, predicted):
+            with self.tx.rpc("get_code"):
                 exists = bool(self.w3.eth.get_code(predicted))
             if exists:
                 return Web3.to_checksum_address(predicted)
@@ -237,16 +268,42 @@ class ZoraMinter(MomentMinter):
     def mint_detailed(
         self, metadata_uri: str, creator: str, contract_address: str, *, journal: MintJournal | None = None
     ) -> MintOutcome:
-        """:meth:`mint`, also returning the transaction hashes and the gas used.
+        """:meth:`mint`, also returning the transaction hashes, the gas used and the cost.
 
         ``journal`` is called with the pending-mint record of each transaction
         after it is signed and before it is sent (see "Re-runs" in the module doc).
         """
-        if not isinstance(metadata_uri, str) or not metadata_uri:
-            raise MintError("metadata_uri is empty", reason="config")
-        creator = checksum_address(creator, "creator")
+        return self.mint_many(contract_address, [(metadata_uri, creator)], [journal])[0]
+
+    def mint_many(
+        self,
+        contract_address: str,
+        items: list[tuple[str, str]],
+        journals: list[MintJournal | None] | None = None,
+    ) -> list[MintOutcome]:
+        """Mint one moment per ``(metadata_uri, creator)`` on one contract, in ONE multicall.
+
+        Token ids are consecutive from ``nextTokenId()`` in the order given; the
+        outcomes come back in that order. ``journals[i]`` gets item ``i``'s
+        pending-mint record (the shared transaction, its own uri and token id)
+        before the transaction is sent, so each job's re-run settles its part.
+        At most :data:`MAX_BATCH` items. A signer that is only a minter mints
+        them one after another with two transactions each.
+        """
+        if not items or len(items) > MAX_BATCH:
+            raise MintError(f"mint_many takes 1 to {MAX_BATCH} moments, not {len(items)}", reason="config")
+        journals = list(journals) if journals is not None else [None] * len(items)
+        if len(journals) != len(items):
+            raise MintError("mint_many needs one journal per moment", reason="config")
+        checked = []
+        for uri, creator in items:
+            if not isinstance(uri, str) or not uri:
+                raise MintError("metadata_uri is empty", reason="config")
+            checked.append((uri, checksum_address(creator, "creator")))
+        if len({uri for uri, _ in checked}) != len(checked):
+            raise MintError("mint_many needs distinct metadata URIs", reason="config")
         contract = self._token_contract(checksum_address(contract_address, "contract_address"))
-        with self.tx.lock:
+        with _contract_lock(self.chain_id, contract.address):
             role = self._role(contract)
             if role is None:
                 raise MintError(
@@ -255,14 +312,23 @@ class ZoraMinter(MomentMinter):
                     contract=contract.address,
                 )
             if self.batch and role == "admin":
-                outcome = self._mint_batched(contract, metadata_uri, creator, journal)
+                outcomes = self._mint_batched(contract, checked, journals)
             else:
-                outcome = self._mint_two_txs(contract, metadata_uri, creator, journal)
-        log.info(
-            "minted moment",
-            extra={"contract": contract.address, "token_id": outcome.moment.tokenId, "gas": outcome.gas_used},
-        )
-        return outcome
+                outcomes = [
+                    self._mint_two_txs(contract, uri, creator, journal)
+                    for (uri, creator), journal in zip(checked, journals, strict=True)
+                ]
+        for outcome in outcomes:
+            log.info(
+                "minted moment",
+                extra={
+                    "contract": contract.address,
+                    "token_id": outcome.moment.tokenId,
+                    "gas": outcome.gas_used,
+                    "batch": len(outcomes),
+                },
+            )
+        return outcomes
 
     def resume(self, pending: dict[str, Any], *, journal: MintJournal | None = None) -> Moment | None:
         outcome = self.resume_detailed(pending, journal=journal)
@@ -281,6 +347,7 @@ class ZoraMinter(MomentMinter):
             stage = str(pending["stage"])
             tx = pending["tx"]
             tx_hash, raw, nonce = str(tx["hash"]), str(tx["raw"]), int(tx["nonce"])
+            alts = tuple(str(h) for h in tx.get("alts") or ())
             chain_id = int(pending["chain_id"])
             sender = checksum_address(pending["from"], "from")
             contract = self._token_contract(checksum_address(pending["contract"], "contract"))
@@ -297,9 +364,9 @@ class ZoraMinter(MomentMinter):
                 reason="chain_id_mismatch",
                 chain_id=chain_id,
             )
-        with self.tx.lock:
+        with _contract_lock(self.chain_id, contract.address):
             self.tx.check_chain()
-            receipt = self.tx.settle(tx_hash, raw, nonce, sender, stage)
+            receipt = self.tx.settle(tx_hash, raw, nonce, sender, stage, alts)
             if stage == "admin_mint":
                 assert expected is not None
                 if receipt is None:  # never mined: the token is set up, send its copy again
@@ -320,7 +387,14 @@ class ZoraMinter(MomentMinter):
                     contract=contract.address,
                 )
             log.info("resumed moment", extra={"contract": contract.address, "token_id": token_id})
-            return self._outcome(contract, token_id, [receipt], batched=True)
+            return self._outcome(
+                contract, token_id, [receipt], batched=True, share=int(pending.get("batch") or 1)
+            )
+
+    @property
+    def max_batch(self) -> int:
+        """How many moments one multicall may carry under the gas cap (at most :data:`MAX_BATCH`)."""
+        return max(1, min(MAX_BATCH, self.tx.gas_limit_cap // GAS_PER_MOMENT_BOUND))
 
     # ---------------------------------------------------------------- minting
 
@@ -333,6 +407,8 @@ class ZoraMinter(MomentMinter):
         creator: str,
         token_id: int | None,
         earlier: tuple[str, ...] = (),
+        *,
+        batch: int = 1,
     ) -> Callable[[SignedTx], None] | None:
         """What the engine calls before sending: the pending-mint record, handed to ``journal``."""
         if journal is None:
@@ -347,26 +423,38 @@ class ZoraMinter(MomentMinter):
             "creator": creator,
             "token_id": "" if token_id is None else str(token_id),
             "earlier": list(earlier),
+            "batch": batch,
         }
 
         def before_send(tx: SignedTx) -> None:
-            journal({**record, "tx": {"hash": tx.hash, "raw": tx.raw, "nonce": tx.nonce}})
+            journal(
+                {**record, "tx": {"hash": tx.hash, "raw": tx.raw, "nonce": tx.nonce, "alts": list(tx.alts)}}
+            )
 
         return before_send
 
     def _mint_batched(
-        self, contract: Any, uri: str, creator: str, journal: MintJournal | None = None
-    ) -> MintOutcome:
+        self, contract: Any, items: list[tuple[str, str]], journals: list[MintJournal | None]
+    ) -> list[MintOutcome]:
+        n = len(items)
         for attempt in (1, 2):
             with self.tx.rpc("nextTokenId"):
                 next_id = int(contract.functions.nextTokenId().call(block_identifier="latest"))
-            calls = [
-                contract.encode_abi("assumeLastTokenIdMatches", args=[next_id - 1]),
-                contract.encode_abi("setupNewToken", args=[uri, self.max_supply]),
-                contract.encode_abi("adminMint", args=[creator, next_id, 1, b""]),
-            ]
+            calls = [contract.encode_abi("assumeLastTokenIdMatches", args=[next_id - 1])]
+            for i, (uri, creator) in enumerate(items):
+                calls.append(contract.encode_abi("setupNewToken", args=[uri, self.max_supply]))
+                calls.append(contract.encode_abi("adminMint", args=[creator, next_id + i, 1, b""]))
             data = contract.encode_abi("multicall", args=[[bytes.fromhex(c[2:]) for c in calls]])
-            before_send = self._journal_step(journal, "multicall", contract.address, uri, creator, next_id)
+            steps = [
+                self._journal_step(journal, "multicall", contract.address, uri, creator, next_id + i, batch=n)
+                for i, ((uri, creator), journal) in enumerate(zip(items, journals, strict=True))
+            ]
+
+            def before_send(tx: SignedTx, steps: list[Any] = steps) -> None:
+                for step in steps:
+                    if step is not None:
+                        step(tx)
+
             try:
                 receipt = self.tx.transact(contract.address, data, "multicall", before_send=before_send)
             except MintError as exc:
@@ -374,14 +462,17 @@ class ZoraMinter(MomentMinter):
                     log.warning("token id taken by another writer; retrying", extra={"expected": next_id})
                     continue
                 raise
-            token_id = self._token_id_from(receipt, contract, uri)
-            if token_id != next_id:
-                raise MintError(
-                    f"SetupNewToken gave token {token_id}, expected {next_id}",
-                    reason="token_id_mismatch",
-                    contract=contract.address,
-                )
-            return self._outcome(contract, token_id, [receipt], batched=True)
+            outcomes = []
+            for i, (uri, _creator) in enumerate(items):
+                token_id = self._token_id_from(receipt, contract, uri)
+                if token_id != next_id + i:
+                    raise MintError(
+                        f"SetupNewToken gave token {token_id}, expected {next_id + i}",
+                        reason="token_id_mismatch",
+                        contract=contract.address,
+                    )
+                outcomes.append(self._outcome(contract, token_id, [receipt], batched=True, share=n))
+            return outcomes
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _mint_two_txs(
@@ -410,13 +501,16 @@ class ZoraMinter(MomentMinter):
         minted = self.tx.transact(contract.address, data, "adminMint", before_send=before_send)
         return self._outcome(contract, token_id, [*earlier, minted], batched=False)
 
-    def _outcome(self, contract: Any, token_id: int, receipts: list[Any], *, batched: bool) -> MintOutcome:
+    def _outcome(
+        self, contract: Any, token_id: int, receipts: list[Any], *, batched: bool, share: int = 1
+    ) -> MintOutcome:
         hashes = tuple(to_hex(r["transactionHash"]) for r in receipts)
         moment = Moment(
             contractAddress=contract.address, tokenId=str(token_id), hash=hashes[-1], chainId=self.chain_id
         )
         gas = sum(int(r["gasUsed"]) for r in receipts)
-        return MintOutcome(moment=moment, tx_hashes=hashes, gas_used=gas, batched=batched)
+        costs = tuple({**tx_cost(r), "moments": share if batched else 1} for r in receipts)
+        return MintOutcome(moment=moment, tx_hashes=hashes, gas_used=gas, batched=batched, costs=costs)
 
     def _token_id_from(self, receipt: Any, contract: Any, uri: str, sender: str | None = None) -> int:
         ids = [
@@ -465,8 +559,12 @@ class ChainConfig(BaseModel):
     signer_key_param: str = ""  # AWS: SSM SecureString name, read through Powertools
     chain_max_fee_gwei: Decimal = Field(default=Decimal("0.5"), gt=0)
     chain_max_priority_fee_gwei: Decimal = Field(default=Decimal("0.01"), ge=0)
-    chain_gas_limit_cap: int = Field(default=1_500_000, gt=21_000)
+    # A batch of ten moments needs ~2.0M gas (the batch size follows the cap: ZoraMinter.max_batch).
+    chain_gas_limit_cap: int = Field(default=3_000_000, gt=21_000)
     chain_receipt_timeout_s: float = Field(default=60.0, gt=0)
+    # A transaction pending this long below the base fee is replaced; a nonce gap this old is filled.
+    chain_stuck_after_s: float = Field(default=6.0, gt=0)
+    chain_gap_grace_s: float = Field(default=10.0, gt=0)
     contract_uri: str = ""
 
     @classmethod
@@ -497,9 +595,23 @@ def _read_signer_key(cfg: ChainConfig, get_parameter: Callable[[str], str] | Non
             from aws_lambda_powertools.utilities import parameters  # lazy: only the mint function pays
 
             def get_parameter(name: str) -> str:
-                return str(parameters.get_parameter(name, decrypt=True, max_age=900))
+                try:
+                    return str(parameters.get_parameter(name, decrypt=True, max_age=900))
+                except parameters.exceptions.GetParameterError:  # missing, AccessDenied, throttled
+                    raise MintError(
+                        f"The signer key parameter {name} cannot be read; nothing was minted",
+                        param=name,
+                        reason="config",
+                    ) from None
 
-        return get_parameter(cfg.signer_key_param).strip()
+        key = get_parameter(cfg.signer_key_param).strip()
+        if not key:
+            raise MintError(
+                f"The signer key parameter {cfg.signer_key_param} is empty",
+                param=cfg.signer_key_param,
+                reason="config",
+            )
+        return key
     raise MintError(
         "No signer key: set IMAGEMINT_SIGNER_KEY_PARAM (or IMAGEMINT_SIGNER_KEY locally)", reason="config"
     )
@@ -510,6 +622,7 @@ def from_settings(
     *,
     environ: Mapping[str, str] | None = None,
     get_parameter: Callable[[str], str] | None = None,
+    nonces: NonceAllocator | None = None,
 ) -> MomentMinter | None:
     """The minter this process is configured for, or None when ``chain_mode`` is ``off``.
 
@@ -535,7 +648,9 @@ def from_settings(
     try:
         signer = Account.from_key(_read_signer_key(cfg, get_parameter))
     except (ValueError, TypeError):
-        raise MintError("The signer key is not a valid private key", reason="config") from None
+        raise MintError(
+            "The signer key is not a valid private key", param=cfg.signer_key_param or None, reason="config"
+        ) from None
     w3 = Web3(Web3.HTTPProvider(cfg.chain_rpc_url, request_kwargs={"timeout": 15}))
     return ZoraMinter(
         w3,
@@ -548,4 +663,7 @@ def from_settings(
         gas_limit_cap=cfg.chain_gas_limit_cap,
         receipt_timeout_s=cfg.chain_receipt_timeout_s,
         contract_uri=cfg.contract_uri,
+        nonces=nonces,
+        stuck_after_s=cfg.chain_stuck_after_s,
+        gap_grace_s=cfg.chain_gap_grace_s,
     )

@@ -22,6 +22,11 @@ def client(service: str, region: str) -> Any:
     if service == "stepfunctions":
         # StartSyncExecution waits for the whole state machine.
         cfg["read_timeout"] = 120
+        # Every call this client makes starts an execution, and an Express StartExecution or
+        # StartSyncExecution is not idempotent: a retry after a call that reached the service
+        # (a read timeout, a reset connection) would start a second execution of the same job.
+        # One attempt only; the caller finds its job by id and decides (imagemint.domain.ingest).
+        cfg["retries"] = {"mode": "standard", "total_max_attempts": 1}
         if os.environ.get("AWS_ENDPOINT_URL"):
             # A local endpoint (the local runtime) has no "sync-" host prefix.
             cfg["inject_host_prefix"] = False

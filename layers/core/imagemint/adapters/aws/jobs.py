@@ -31,9 +31,13 @@ class DynamoJobStore:
         item = {k: ser.serialize(v) for k, v in to_dynamo(job.model_dump(exclude_none=True)).items()}
         if job.status in OPEN_STATUSES:
             item["open_shard"] = {"S": OPEN}
-        self._ddb.put_item(
-            TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(job_id)"
-        )
+        try:
+            self._ddb.put_item(
+                TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(job_id)"
+            )
+        except self._ddb.exceptions.ConditionalCheckFailedException:
+            # One job per id: a caller that names its job (ingest) finds it already made.
+            raise Conflict(f"Job {job.job_id} exists") from None
 
     def get(self, job_id: str) -> Job | None:
         from boto3.dynamodb.types import TypeDeserializer

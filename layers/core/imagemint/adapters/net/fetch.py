@@ -24,6 +24,10 @@ Rules, applied to the first URL and again to every redirect hop:
 6. **Type.** ``Content-Type`` must be ``image/png``, ``image/jpeg``,
    ``image/webp`` or ``image/gif``, and the magic bytes of the body must agree
    (:mod:`.sniff`).
+7. **Bounds.** Pixels, sides and frames are read from the header and checked
+   (:func:`check_image`, :func:`.sniff.bounds_problem`) before anything decodes
+   the image: a decompression bomb is refused from its first bytes. The same
+   check runs on base64 / data URI inputs and multipart uploads.
 
 Only the standard library is used (``http.client``, ``ssl``, ``socket``), so
 importing this module is cheap. ``resolver`` and ``opener`` are injectable:
@@ -53,7 +57,9 @@ from collections.abc import Mapping
 from imagemint.adapters.net.policy import Resolver, Target, check_address, default_resolver, pick_address
 from imagemint.adapters.net.sniff import (
     ALLOWED_MEDIA_TYPES,
+    bounds_problem,
     image_dimensions,
+    image_info,
     normalise_media_type,
     sniff_media_type,
 )
@@ -79,6 +85,7 @@ __all__ = [
     "PinnedOpener",
     "Resolver",
     "check_address",
+    "check_image",
     "check_url",
     "decode_base64_image",
     "default_resolver",
@@ -90,6 +97,26 @@ __all__ = [
 
 _CHUNK = 64 * 1024
 _USER_AGENT = "imagemint-fetch/1"
+
+
+# --------------------------------------------------------------------------- bounds
+
+
+def _quoted(value: str, limit: int = 40) -> str:
+    """A media type someone else sent, safe to quote: at most ``limit`` characters, markup replaced."""
+    short = "".join(c if c.isalnum() or c in "/+.-_ ;=" else "?" for c in value[:limit])
+    return short + ("…" if len(value) > limit else "")
+
+
+def check_image(data: bytes, *, name: str) -> InputImage:
+    """``data`` as a checked :class:`InputImage`: a PNG, JPEG, WebP or GIF within the header bounds."""
+    sniffed = sniff_media_type(data)
+    if sniffed is None:
+        raise InputRefused(f"{name}: the data is not a PNG, JPEG, WebP or GIF image", param=name)
+    problem = bounds_problem(image_info(data))
+    if problem is not None:
+        raise InputRefused(f"{name}: the image is refused because {problem}", param=name)
+    return InputImage(data=data, media_type=sniffed, name=name)
 
 
 # --------------------------------------------------------------------------- base64 / data URIs
@@ -112,8 +139,8 @@ def decode_base64_image(value: str, *, name: str, max_bytes: int) -> InputImage:
             raise InputRefused(f"{name}: data URIs must be base64-encoded", param=name)
         if declared not in ALLOWED_MEDIA_TYPES:
             raise InputRefused(
-                f"{name}: data URI type '{parts[0] or 'missing'}' is not one of image/png, image/jpeg, "
-                "image/webp, image/gif",
+                f"{name}: data URI type '{_quoted(parts[0]) or 'missing'}' is not one of image/png, "
+                "image/jpeg, image/webp, image/gif",
                 param=name,
             )
         text = payload
@@ -132,12 +159,12 @@ def decode_base64_image(value: str, *, name: str, max_bytes: int) -> InputImage:
         raise InputRefused(f"{name}: the image data is not valid base64", param=name) from None
     if len(data) > max_bytes:
         raise InputRefused(f"{name}: the image is larger than {max_bytes} bytes", param=name)
-    sniffed = sniff_media_type(data)
-    if sniffed is None:
-        raise InputRefused(f"{name}: the data is not a PNG, JPEG, WebP or GIF image", param=name)
-    if declared is not None and declared != sniffed:
-        raise InputRefused(f"{name}: the data URI says {declared} but the data is {sniffed}", param=name)
-    return InputImage(data=data, media_type=sniffed, name=name)
+    image = check_image(data, name=name)
+    if declared is not None and declared != image.media_type:
+        raise InputRefused(
+            f"{name}: the data URI says {declared} but the data is {image.media_type}", param=name
+        )
+    return image
 
 
 # --------------------------------------------------------------------------- fetch
@@ -188,7 +215,7 @@ def _read_image(
     declared = normalise_media_type(response.getheader("Content-Type"))
     if declared not in ALLOWED_MEDIA_TYPES:
         raise InputRefused(
-            f"{name}: content type '{declared or 'missing'}' is not one of image/png, image/jpeg, "
+            f"{name}: content type '{_quoted(declared) or 'missing'}' is not one of image/png, image/jpeg, "
             "image/webp, image/gif",
             param=name,
         )
@@ -224,7 +251,7 @@ def _read_image(
         raise InputRefused(f"{name}: the body is not a PNG, JPEG, WebP or GIF image", param=name)
     if sniffed != declared:
         raise InputRefused(f"{name}: the host says {declared} but the data is {sniffed}", param=name)
-    return InputImage(data=data, media_type=sniffed, name=name)
+    return check_image(data, name=name)
 
 
 # --------------------------------------------------------------------------- webhooks

@@ -1,0 +1,218 @@
+"""No execution outruns its workflow (issue 11).
+
+Synchronous requests run on the EXPRESS state machine, which AWS stops at 5 minutes; async jobs and
+resumes run on the STANDARD one built from the same ASL. This computes, from
+``statemachine/generate.asl.json`` and ``template.yaml``, the worst-case duration of every path a
+synchronous execution can take and checks each stays under Express's limit:
+
+* a Task attempt lasts at most its ``TimeoutSeconds`` or its function's Lambda ``Timeout``, whichever
+  is shorter, whatever the error (an attempt that fails at once is counted at full length too);
+* a Task makes 1 + the sum of its retriers' ``MaxAttempts`` attempts (each retrier counts its own);
+  between them the longest retry delays (``IntervalSeconds`` x ``BackoffRate``^k, capped by
+  ``MaxDelaySeconds``; full jitter only shortens them);
+* a Map runs its items in waves of ``MaxConcurrency`` (at most as many items as a job has images: the
+  registry's largest ``max_n``), each wave as long as its slowest item;
+* Catch paths are paths: the worst case of a state is its own worst case plus the worst of every state
+  it can go to (Next, or any Catch target);
+* a Choice branch is left out only when a synchronous input cannot take it (``mode`` is ``sync`` and
+  there is no ``resume_from``);
+* every state transition is allowed :data:`PER_STATE_S` of the service's own time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imagemint.domain import registry
+from imagemint_dev.local.template import Template
+
+ROOT = Path(__file__).resolve().parents[2]
+ASL = ROOT / "statemachine" / "generate.asl.json"
+EXPRESS_LIMIT_S = 300.0
+PER_STATE_S = 0.5
+DEFAULT_TASK_TIMEOUT_S = 99_999_999  # ASL's default TimeoutSeconds: only the function's timeout bounds it
+#: A synchronous execution's input: what imagemint.domain.service.submit starts.
+SYNC_INPUT = {"mode": "sync"}
+
+
+def _template() -> Template:
+    return Template.load(ROOT / "template.yaml")
+
+
+def _machines(t: Template) -> dict[str, dict[str, Any]]:
+    return {name: res["Properties"] for name, res in t.of_type("AWS::Serverless::StateMachine").items()}
+
+
+def _function_timeouts(t: Template, props: dict[str, Any]) -> dict[str, float]:
+    """``${Placeholder}`` of the ASL -> that function's Lambda timeout, from the template."""
+    fns = t.functions()
+    out: dict[str, float] = {}
+    for key, value in (props.get("DefinitionSubstitutions") or {}).items():
+        target = value.get("Fn::GetAtt") if isinstance(value, dict) else None
+        if target and target[0] in fns:
+            out["${" + key + "}"] = float(fns[target[0]].timeout)
+    return out
+
+
+def _retry_delays(retrier: dict[str, Any]) -> float:
+    interval = float(retrier.get("IntervalSeconds", 1))
+    rate = float(retrier.get("BackoffRate", 2.0))
+    cap = retrier.get("MaxDelaySeconds")
+    total = 0.0
+    for k in range(int(retrier.get("MaxAttempts", 3))):
+        delay = interval * rate**k
+        total += min(delay, float(cap)) if cap is not None else delay
+    return total
+
+
+def task_worst_s(state: dict[str, Any], timeouts: dict[str, float]) -> float:
+    """All attempts of a Task at full length, plus the longest delays between them."""
+    limit = float(state.get("TimeoutSeconds", DEFAULT_TASK_TIMEOUT_S))
+    fn = timeouts.get(state.get("Resource", ""))
+    if fn is not None:
+        limit = min(limit, fn)
+    retriers = state.get("Retry") or []
+    attempts = 1 + sum(int(r.get("MaxAttempts", 3)) for r in retriers)
+    return attempts * limit + sum(_retry_delays(r) for r in retriers)
+
+
+def _rule_possible(rule: dict[str, Any], data: dict[str, Any]) -> bool:
+    """False only when ``data`` (a synchronous input) certainly does not match the rule."""
+    if "And" in rule:
+        return all(_rule_possible(r, data) for r in rule["And"])
+    if "Or" in rule:
+        return any(_rule_possible(r, data) for r in rule["Or"])
+    if "Not" in rule:
+        return True  # conservative
+    var = str(rule.get("Variable", ""))
+    if var in ("$.mode", "$.resume_from"):
+        key = var[2:]
+        if "IsPresent" in rule:
+            return (key in data) == rule["IsPresent"]
+        if "StringEquals" in rule:
+            return data.get(key) == rule["StringEquals"]
+    return True
+
+
+def worst_paths(
+    states: dict[str, Any], start: str, timeouts: dict[str, float], max_items: int
+) -> tuple[float, list[str]]:
+    """The longest path from ``start`` to an end, and its states (states form a DAG here)."""
+    memo: dict[str, tuple[float, list[str]]] = {}
+
+    def walk(name: str, seen: frozenset[str]) -> tuple[float, list[str]]:
+        if name in seen:
+            raise AssertionError(f"a loop through {name}: the worst case is unbounded")
+        if name in memo:
+            return memo[name]
+        st = states[name]
+        kind = st["Type"]
+        own = PER_STATE_S
+        nexts: list[str] = []
+        if kind == "Task":
+            own += task_worst_s(st, timeouts)
+        elif kind == "Map":
+            proc = st.get("ItemProcessor") or st["Iterator"]
+            item, _ = worst_paths(proc["States"], proc["StartAt"], timeouts, max_items)
+            concurrency = int(st.get("MaxConcurrency", 0)) or max_items
+            own += math.ceil(max_items / concurrency) * item
+        elif kind == "Parallel":
+            own += max(worst_paths(b["States"], b["StartAt"], timeouts, max_items)[0] for b in st["Branches"])
+        elif kind == "Wait":
+            own += float(st.get("Seconds", 0))
+            assert "SecondsPath" not in st and "TimestampPath" not in st, f"{name}: unbounded Wait"
+        if kind == "Choice":
+            nexts = [c["Next"] for c in st["Choices"] if _rule_possible(c, SYNC_INPUT)]
+            if "Default" in st:
+                nexts.append(st["Default"])
+        elif "Next" in st:
+            nexts.append(st["Next"])
+        nexts += [c["Next"] for c in st.get("Catch") or []]
+        best: tuple[float, list[str]] = (0.0, [])
+        for nxt in dict.fromkeys(nexts):
+            cand = walk(nxt, seen | {name})
+            if cand[0] > best[0]:
+                best = cand
+        memo[name] = (own + best[0], [name, *best[1]])
+        return memo[name]
+
+    return walk(start, frozenset())
+
+
+def _max_images() -> int:
+    return max(spec.max_n for spec in registry.MODELS.values())
+
+
+def test_every_synchronous_path_fits_in_an_express_execution() -> None:
+    t = _template()
+    machines = _machines(t)
+    express = [p for p in machines.values() if p.get("Type") == "EXPRESS"]
+    assert len(express) == 1
+    definition = json.loads(ASL.read_text(encoding="utf-8"))
+    worst, path = worst_paths(
+        definition["States"], definition["StartAt"], _function_timeouts(t, express[0]), _max_images()
+    )
+    assert worst < EXPRESS_LIMIT_S, f"worst case {worst:.0f} s through {' -> '.join(path)}"
+
+
+def test_the_computation_sees_retries_backoff_waves_and_catch_paths() -> None:
+    """The calculator itself, on a small machine whose worst case is known by hand."""
+    states = {
+        "Start": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.mode", "StringEquals": "async", "Next": "Slow"}],
+            "Default": "T",
+        },
+        "Slow": {"Type": "Task", "Resource": "${F}", "TimeoutSeconds": 10_000, "End": True},
+        "T": {
+            "Type": "Task",
+            "Resource": "${F}",
+            "TimeoutSeconds": 50,  # the function's 20 s is shorter
+            "Retry": [{"ErrorEquals": ["X"], "IntervalSeconds": 2, "MaxAttempts": 3, "MaxDelaySeconds": 5}],
+            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Fallback"}],
+            "Next": "M",
+        },
+        "Fallback": {"Type": "Task", "Resource": "${F}", "TimeoutSeconds": 100, "End": True},
+        "M": {
+            "Type": "Map",
+            "MaxConcurrency": 4,
+            "ItemProcessor": {
+                "StartAt": "I",
+                "States": {"I": {"Type": "Task", "Resource": "${G}", "End": True}},
+            },
+            "End": True,
+        },
+    }
+    worst, path = worst_paths(states, "Start", {"${F}": 20.0, "${G}": 7.0}, max_items=10)
+    t_cost = 4 * 20 + (2 + 4 + 5)  # 4 attempts; delays 2, 4, then 8 capped at 5
+    map_cost = 3 * (7 + PER_STATE_S)  # 10 items in waves of 4
+    fallback_cost = PER_STATE_S + 20  # the Catch path: its own function's 20 s
+    assert map_cost > fallback_cost and path == ["Start", "T", "M"]  # "Slow" is async-only: left out
+    assert worst == pytest.approx(3 * PER_STATE_S + t_cost + map_cost)
+
+
+def test_a_provider_call_ends_before_its_generate_attempt() -> None:
+    """The generate step's provider timeout is shorter than the Generate state's: the function reports
+    ProviderTimeout (retried once) rather than being cut off by States.Timeout mid-call."""
+    t = _template()
+    generate = json.loads(ASL.read_text(encoding="utf-8"))["States"]["Generate"]
+    env = t.functions()["GenerateStepFunction"].environment
+    provider_timeout = float(env["IMAGEMINT_PROVIDER_TIMEOUT_S"])
+    assert provider_timeout + 5 <= generate["TimeoutSeconds"]
+    assert any("ProviderTimeout" in r["ErrorEquals"] and r["MaxAttempts"] <= 1 for r in generate["Retry"])
+    assert all(r["MaxAttempts"] <= 1 for r in generate["Retry"] if "ProviderTimeout" in r["ErrorEquals"])
+
+
+def test_both_machines_are_built_from_the_same_asl_and_may_do_the_same() -> None:
+    """Async jobs and resumes (STANDARD) run exactly what synchronous requests (EXPRESS) run."""
+    machines = _machines(_template())
+    by_type = {p["Type"]: p for p in machines.values()}
+    assert set(by_type) == {"EXPRESS", "STANDARD"} and len(machines) == 2
+    express, standard = by_type["EXPRESS"], by_type["STANDARD"]
+    for key in ("DefinitionUri", "DefinitionSubstitutions", "Policies"):
+        assert express[key] == standard[key], key

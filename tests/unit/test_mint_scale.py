@@ -1,0 +1,208 @@
+"""Mints at scale (issue 14): no reserved concurrency, nonces from an atomic counter, a per-contract queue,
+batched moments on the embedded chain, and what provenance cost on every job."""
+
+from __future__ import annotations
+
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from imagemint import wiring
+from imagemint.adapters.aws.mintqueue import DynamoMintQueue
+from imagemint.adapters.aws.nonces import DynamoNonceAllocator
+from imagemint.domain import provenance
+from imagemint.domain.models import Account, Job
+from imagemint.domain.views import public_view
+from imagemint.settings import Settings
+from imagemint.testing.memory import (
+    MemoryAccountStore,
+    MemoryImageStore,
+    MemoryJobStore,
+    MemoryMintQueue,
+    MemoryNonceAllocator,
+)
+from imagemint.wiring import Deps
+from imagemint_dev.embedded.chain import LocalChain
+from imagemint_dev.local.template import Template
+
+ROOT = Path(__file__).resolve().parents[2]
+SIGNER = "0x" + "ab" * 20
+
+
+# ----------------------------------------------------------------------------- the template
+
+
+def test_no_function_has_reserved_concurrency() -> None:
+    functions = Template.load(ROOT / "template.yaml").of_type("AWS::Serverless::Function")
+    assert functions
+    assert {
+        n for n, f in functions.items() if "ReservedConcurrentExecutions" in f.get("Properties", {})
+    } == set()
+
+
+def test_the_mint_function_may_update_the_accounts_table_and_nothing_more() -> None:
+    mint = Template.load(ROOT / "template.yaml").resources["MintStepFunction"]["Properties"]
+    statements = [
+        s for p in mint["Policies"] if isinstance(p, dict) and "Statement" in p for s in p["Statement"]
+    ]
+    assert [s["Action"] for s in statements] == ["dynamodb:UpdateItem"]
+
+
+# ----------------------------------------------------------------------------- nonce allocators
+
+
+@pytest.fixture
+def ddb(monkeypatch: pytest.MonkeyPatch):
+    moto = pytest.importorskip("moto")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    with moto.mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="accounts",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield client
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def allocator(request: pytest.FixtureRequest) -> Any:
+    if request.param == "memory":
+        return MemoryNonceAllocator()
+    return DynamoNonceAllocator(request.getfixturevalue("ddb"), "accounts")
+
+
+def test_the_counter_starts_at_the_node_and_hands_out_each_nonce_once(allocator: Any) -> None:
+    assert allocator.allocate(SIGNER, 8453, 7) == 7  # first use: the node's pending nonce
+    assert allocator.allocate(SIGNER, 8453, 7) == 8  # the node has not seen 7 yet: the counter leads
+    assert allocator.allocate(SIGNER, 8453, 20) == 20  # the key was used elsewhere: it catches up
+    assert allocator.allocate(SIGNER.upper().replace("0X", "0x"), 8453, 0) == 21  # one counter per address
+    assert allocator.allocate(SIGNER, 84532, 0) == 0  # and per chain
+
+
+def test_concurrent_allocations_never_repeat_a_nonce(allocator: Any) -> None:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(lambda _: allocator.allocate(SIGNER, 8453, 3), range(40)))
+    assert sorted(got) == list(range(3, 43))
+
+
+# ----------------------------------------------------------------------------- the mint queue
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def queue(request: pytest.FixtureRequest) -> Any:
+    if request.param == "memory":
+        return MemoryMintQueue()
+    return DynamoMintQueue(request.getfixturevalue("ddb"), "accounts")
+
+
+def test_one_sender_at_a_time_takes_what_waits_and_a_taken_moment_is_not_queued_twice(queue: Any) -> None:
+    a = {"uri": "ar://a", "creator": SIGNER, "at": 1.0}
+    assert queue.enqueue("q", "a", a)
+    assert queue.enqueue("q", "b", {"uri": "ar://b", "creator": SIGNER, "at": 2.0})
+    assert queue.lead("q", "a", until=100.0, now=10.0)
+    assert not queue.lead("q", "b", until=100.0, now=10.0)  # a's lease is live
+    assert not queue.take("q", "b", ["a"])  # only the lease holder takes
+    waiting, taken, leader, until = queue.state("q")
+    assert set(waiting) == {"a", "b"} and taken == {} and leader == "a" and until == 100.0
+    assert queue.take("q", "a", ["a", "b"])
+    assert not queue.take("q", "a", ["b"])  # taken already
+    assert queue.state("q")[:2] == ({}, {"a": "a", "b": "a"})
+    assert not queue.enqueue("q", "b", {"uri": "ar://b", "creator": SIGNER, "at": 3.0})  # a re-run waits
+    assert not queue.untake("q", "b", "someone-else", {})
+    assert queue.untake("q", "b", "a", {"uri": "ar://b", "creator": SIGNER, "at": 2.0})  # never sent: back
+    assert set(queue.state("q")[0]) == {"b"}
+    queue.done("q", "a", ["a"])
+    assert queue.state("q")[1] == {}
+    queue.release("q", "b")  # not the holder: nothing happens
+    assert queue.state("q")[2] == "a"
+    assert queue.lead("q", "b", until=300.0, now=200.0)  # a's lease ran out
+    queue.release("q", "b")
+    assert queue.state("q")[2] is None
+
+
+# ----------------------------------------------------------------------------- batched on the embedded chain
+
+
+@pytest.fixture(scope="module")
+def chain() -> LocalChain:
+    chain = LocalChain()
+    chain.start()
+    return chain
+
+
+def test_mint_many_puts_moments_in_one_transaction_with_consecutive_ids(chain: LocalChain) -> None:
+    minter = chain.minter()
+    contract = minter.ensure_contract(minter.signer.address, None, "many")
+    uris = [f"ar://{secrets.token_urlsafe(32)[:43]}" for _ in range(4)]
+    journals: list[list[dict[str, Any]]] = [[] for _ in uris]
+    outcomes = minter.mint_many(
+        contract, [(u, minter.signer.address) for u in uris], [j.append for j in journals]
+    )
+    assert len({o.moment.hash for o in outcomes}) == 1
+    ids = [int(o.moment.tokenId) for o in outcomes]
+    assert ids == list(range(ids[0], ids[0] + 4))
+    for journal, uri, token_id in zip(journals, uris, ids, strict=True):
+        (record,) = journal
+        assert record["uri"] == uri and record["token_id"] == str(token_id) and record["batch"] == 4
+    # A re-run of any one job settles the shared transaction to its own token.
+    resumed = minter.resume_detailed(journals[2][0])
+    assert resumed is not None and resumed.moment == outcomes[2].moment
+    cost = outcomes[0].costs[0]
+    assert cost["moments"] == 4 and cost["gas_used"] == outcomes[0].gas_used
+    assert int(cost["fee_wei"]) == cost["gas_used"] * int(cost["effective_gas_price_wei"])
+
+
+def test_concurrent_jobs_of_one_creator_share_transactions_and_record_their_cost(chain: LocalChain) -> None:
+    settings = Settings(jobs_table="j", accounts_table="a", bucket="b", mint_batch_window_s=0.2)
+    deps = Deps(
+        settings=settings,
+        jobs=MemoryJobStore(),
+        accounts=MemoryAccountStore(),
+        images=MemoryImageStore(),
+        mint_queue=MemoryMintQueue(),
+    )
+    minter = chain.minter()
+    deps.accounts.create_account(
+        Account(account_id="acct", name="acct", wallet_address=minter.signer.address)
+    )
+    jobs = []
+    for i in range(8):
+        deps.jobs.create(Job(job_id=f"job{i}", account_id="acct", dialect="legacy", model="gpt-image-2"))
+        jobs.append((f"job{i}", "acct", f"ar://{secrets.token_urlsafe(32)[:43]}"))
+    wiring.override(minter=minter)
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            moments = list(pool.map(lambda j: provenance.mint(deps, *j), jobs))
+    finally:
+        wiring.reset("minter")
+    assert len({(m["contractAddress"], m["tokenId"]) for m in moments}) == 8
+    assert len({m["hash"] for m in moments}) < 8  # pending together: one transaction for several
+    for job_id, _, _ in jobs:
+        job = deps.jobs.get(job_id)
+        cost = provenance.provenance_cost(job)
+        assert cost is not None and cost["mint"]["gas_share"] > 0
+        assert cost["mint"]["prices_usd"] == {"ETH": 3000.0, "AR": 5.0, "estimate": True}
+        assert public_view(job, "https://api.test")["provenance_cost"] == cost
+
+
+def test_provenance_cost_sums_arweave_rewards_and_the_mint_share() -> None:
+    job = Job(job_id="j", account_id="a", dialect="legacy", model="gpt-image-2")
+    assert provenance.provenance_cost(job) is None  # nothing stored or minted
+    job = job.model_copy(
+        update={
+            "archive_cost_0": {"id": "img", "reward_winston": "2000000000000", "usd_estimate": 10.0},
+            "archive_cost_metadata": {"id": "meta", "reward_winston": "1000", "usd_estimate": 0.000000005},
+            "mint_cost": {"gas_share": 200_000, "fee_share_wei": "1000000000000000", "usd_estimate": 3.0},
+        }
+    )
+    cost = provenance.provenance_cost(job)
+    assert cost["arweave_winston"] == "2000000001000"
+    assert [i["slot"] for i in cost["arweave"]] == ["0", "metadata"]
+    assert cost["usd_estimate"] == pytest.approx(13.000000005)
