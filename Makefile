@@ -27,6 +27,9 @@ $(SERVESTAMP): pyproject.toml
 
 $(STAMP): $(SERVESTAMP)
 	$(PY) -m pip install -q -e '.[dev]'
+	# The serve install skips byte-compiling; the suite's local runtime enforces Lambda and step
+	# timeouts, so compile once here rather than inside the first tests' cold starts.
+	$(PY) -m compileall -q -j 0 "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" > /dev/null || true
 	rm -f $(VENV)/.installed-* && touch $@
 
 $(SAMSTAMP):
