@@ -188,3 +188,67 @@ def test_concurrent_updates_and_reads_of_one_item_never_fail(ddb) -> None:
         stop.set()
     assert not any(t.is_alive() for t in threads), "requests did not finish"
     assert errors == []
+
+
+def test_a_cancelled_transaction_undoes_only_its_own_writes(ddb) -> None:
+    """The runtime's TransactWriteItems (copies of the items it touches, not of whole tables)."""
+    d = ddb()
+    d.create_table(
+        TableName="tx",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    acct = {"pk": {"S": "account"}, "sk": {"S": "a"}}
+    gone = {"pk": {"S": "old"}, "sk": {"S": "x"}}
+    d.put_item(TableName="tx", Item={**acct, "credits": {"N": "10"}, "tags": {"M": {"k": {"S": "v"}}}})
+    d.put_item(TableName="tx", Item={**gone, "v": {"S": "kept"}})
+
+    def item(key):
+        return d.get_item(TableName="tx", Key=key, ConsistentRead=True).get("Item")
+
+    charge = {
+        "Update": {
+            "TableName": "tx",
+            "Key": acct,
+            "UpdateExpression": "SET credits = credits - :n, tags.k = :w",
+            "ConditionExpression": "credits >= :n",
+            "ExpressionAttributeValues": {":n": {"N": "4"}, ":w": {"S": "changed"}},
+        }
+    }
+    ledger = {"pk": {"S": "ledger"}, "sk": {"S": "1"}}
+    put = {
+        "Put": {
+            "TableName": "tx",
+            "Item": {**ledger, "n": {"N": "4"}},
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+    }
+    delete = {"Delete": {"TableName": "tx", "Key": gone}}
+    failing = {
+        "ConditionCheck": {
+            "TableName": "tx",
+            "Key": gone,
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+    }
+    before = item(acct)
+    with pytest.raises(d.exceptions.TransactionCanceledException) as err:
+        d.transact_write_items(TransactItems=[charge, put, failing])
+    reasons = [r["Code"] for r in err.value.response["CancellationReasons"]]
+    assert reasons == ["None", "None", "ConditionalCheckFailed"]
+    assert item(acct) == before  # the update (nested map included) undone
+    assert item(ledger) is None  # the put undone
+    assert item(gone)["v"] == {"S": "kept"}
+
+    d.transact_write_items(TransactItems=[charge, put, delete])
+    assert item(acct)["credits"] == {"N": "6"} and item(acct)["tags"]["M"]["k"] == {"S": "changed"}
+    assert item(ledger)["n"] == {"N": "4"}
+    assert item(gone) is None
+
+    with pytest.raises(d.exceptions.TransactionCanceledException):  # the same ledger line twice: refused
+        d.transact_write_items(TransactItems=[charge, put])
+    assert item(acct)["credits"] == {"N": "6"}

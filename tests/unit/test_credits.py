@@ -354,3 +354,40 @@ def test_b64_json_too_large_to_deliver_is_refunded(deps, account):
     res = invoke("openai_images", event)
     assert res.status == 400 and "response_format" in res.text
     assert deps.accounts.get_account(acct.account_id).credits == before
+
+
+class BalanceAtTerminal:
+    """A job store (the real in-memory one, wrapped) that notes the account's balance at the moment
+    a job's terminal status is written: what a sync caller, answering as soon as it reads that
+    status, shows its client."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.inner, self.deps = deps.jobs, deps
+        self.seen: list[tuple[str, int]] = []
+
+    def update(self, job_id: str, **fields: Any) -> Any:
+        status = fields.get("status")
+        if status in ("SUCCEEDED", "PARTIAL", "FAILED"):
+            job = self.inner.get(job_id)
+            account = self.deps.accounts.get_account(job.account_id)
+            self.seen.append((status, account.credits))
+        return self.inner.update(job_id, **fields)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_failure_reads_failed_only_once_the_charge_is_back(deps: Deps, fake: FakeProvider) -> None:
+    account, key = make_account(deps, 1000)
+    deps.jobs = BalanceAtTerminal(deps)  # type: ignore[assignment]
+    fake.fail = ProviderError("the provider is down")
+    assert generations(key, n=2).status == 502
+    assert deps.jobs.seen == [("FAILED", 1000)]  # type: ignore[attr-defined]
+
+
+def test_a_short_delivery_reads_succeeded_only_once_settled(deps: Deps, fake: FakeProvider) -> None:
+    account, key = make_account(deps, 1000)
+    deps.jobs = BalanceAtTerminal(deps)  # type: ignore[assignment]
+    fake.short_by = 1
+    assert generations(key, n=2).status == 200
+    assert deps.jobs.seen == [("SUCCEEDED", 1000 - 53)]  # type: ignore[attr-defined]

@@ -58,6 +58,12 @@ def test_the_mint_function_may_update_the_accounts_table_and_nothing_more() -> N
 @pytest.fixture
 def ddb(monkeypatch: pytest.MonkeyPatch):
     moto = pytest.importorskip("moto")
+    from imagemint_dev.local import motoext
+
+    # Plain moto's conditional update reads, checks and writes without a lock, so threads racing
+    # on one counter can both pass the condition; DynamoDB cannot. The local runtime's extension
+    # makes each item operation atomic, as DynamoDB's are (tests/integration/test_moto_atomicity.py).
+    motoext.install()
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(name, "testing")
     with moto.mock_aws():

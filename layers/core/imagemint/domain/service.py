@@ -142,8 +142,8 @@ def _never_started(deps: Deps, job_id: str) -> None:
     failed = deps.jobs.get(job_id)
     if failed is not None and failed.status == "ACCEPTED":  # the pipeline never started
         error = InternalError("The pipeline did not run").to_dict()
+        credits.refund_failed(deps, job_id)  # before the status a waiting caller stops at
         deps.jobs.update(job_id, status="FAILED", error=error)
-        credits.refund_failed(deps, job_id)
 
 
 #: Job statuses a synchronous caller stops waiting at (the Record / RecordFailure steps write them).

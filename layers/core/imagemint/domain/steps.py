@@ -267,16 +267,18 @@ def _token_cost(res: GenerationResult) -> float | None:
 
 def record(deps: Deps, job_id: str, result: dict[str, Any]) -> dict[str, Any]:
     res = GenerationResult.model_validate(result)
+    credits.settle(deps, job_id, delivered=len(res.images), actual_usd=_token_cost(res))  # once
     deps.jobs.update(job_id, status="SUCCEEDED", result=res.model_dump(exclude_none=True))
-    credits.settle(deps, job_id, delivered=len(res.images), actual_usd=_token_cost(res))  # last: once
     return res.model_dump(exclude_none=True)
 
 
 def record_failure(deps: Deps, job_id: str, error: dict[str, Any] | None) -> dict[str, Any]:
     err = error_from_step(error)
+    # The charge goes back before the job reads FAILED: a client that sees the failure (the sync
+    # API answers as soon as the record says so) must already see its credits returned.
+    credits.refund_failed(deps, job_id)  # once, even when this step runs twice
     deps.jobs.update(job_id, status="FAILED", error=err)
     logger.warning("job failed", extra={"job_id": job_id, "code": err.get("code")})
-    credits.refund_failed(deps, job_id)  # once, even when this step runs twice
     return {"job_id": job_id, "error": err}
 
 
@@ -336,6 +338,8 @@ def record_state(deps: Deps, state: dict[str, Any]) -> dict[str, Any]:
     if missing:
         extra["resume_from"] = missing[0]
         extra["provenance_error"] = error_from_step(failure)
+    # Settle first (once, however often this step runs), then the terminal status: whoever reads
+    # the status also reads the balance it leaves.
+    credits.settle(deps, job_id, delivered=len(res.images), actual_usd=_token_cost(res))
     deps.jobs.update(job_id, status=status, result=res.model_dump(exclude_none=True), **extra)
-    credits.settle(deps, job_id, delivered=len(res.images), actual_usd=_token_cost(res))  # last: once
     return res.model_dump(exclude_none=True)

@@ -58,8 +58,8 @@ def sweep(deps: Deps, *, now: float | None = None) -> dict[str, list[str]]:
             status = after.status if after else "PARTIAL"
         else:
             error = InternalError("The pipeline stopped before any image was made; the charge was returned")
+            credits.refund_failed(deps, job.job_id)  # before the status, as the Record step does
             deps.jobs.update(job.job_id, status="FAILED", error=error.to_dict())
-            credits.refund_failed(deps, job.job_id)
             status = "FAILED"
         closed.setdefault(str(status), []).append(job.job_id)
         logger.warning("swept a job whose execution died", extra={"job_id": job.job_id, "status": status})
