@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,13 @@ def test_image_is_archived_and_minted(runtime):
     result = out["result"]
     assert result["archive"][0]["id"] and result["moment"]["tokenId"]
     assert result["size"] == "320x200"
+    # Signed as taken in (c2pa.opened, no source type claimed), and the whole chain verifies.
+    with urllib.request.urlopen(f"{runtime.base_url}/api/verify/{out['job_id']}", timeout=60) as r:
+        verdict = json.loads(r.read())
+    assert verdict["ok"], verdict
+    (img,) = verdict["links"]["image"]["images"]
+    assert img["c2pa_state"] == "Trusted" and img["digital_source_type"] is None
+    assert verdict["links"]["image"]["checks"]["digital_source_type"] is True
 
 
 def test_account_from_metadata(runtime):

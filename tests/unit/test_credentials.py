@@ -223,3 +223,52 @@ def test_sign_mode_off_leaves_images_alone(deps, account):
     assert C2paCredentialReader(None).read(data, "image/png").state == "absent"
     (job,) = deps.jobs.jobs.values()
     assert "credentials" not in job.result["images"][0]
+
+
+@pytest.mark.parametrize("carries_a_manifest", [False, True], ids=["plain", "signed-elsewhere"])
+def test_an_upload_is_signed_as_opened_claiming_no_source_and_keeping_its_own_manifest(
+    deps, signing, ours, provider_ca, carries_a_manifest
+):
+    """An image dropped into ingest/: we sign that we took it in (``c2pa.opened``, the upload as our
+    parent ingredient), never that a model made it; a manifest it already carries stays inside ours."""
+    from imagemint.domain import verify
+    from imagemint.domain.ports import CREATED, OPENED
+
+    job_id = "0f0e0d0c-0000-4000-8000-0000000000bb"
+    deps.jobs.create(Job(job_id=job_id, account_id="a", dialect="ingest", model="upload"))
+    source, theirs = image("JPEG"), None
+    if carries_a_manifest:
+        elsewhere = signer_of(provider_ca).sign(source, "image/jpeg", CLAIM)
+        source, theirs = elsewhere.data, elsewhere.manifest_label
+    key = f"images/{job_id}/0.jpg"
+    deps.images.put(key, source, "image/jpeg", {"job-id": job_id})
+    stored = StoredImage(
+        key=key,
+        media_type="image/jpeg",
+        width=64,
+        height=64,
+        bytes=len(source),
+        sha256=hashlib.sha256(source).hexdigest(),
+    )
+    result = GenerationResult(
+        job_id=job_id,
+        images=[stored],
+        model="upload",
+        requested_model="upload",
+        provider="upload",
+        size="64x64",
+    ).model_dump(exclude_none=True)
+    request = GenerationRequest(prompt="upload", model="upload", dialect="ingest", account_id="a")
+    out = credentials.sign_images(deps, job_id, request, result)
+    data = deps.images.get(key)
+    assert data != source and out["images"][0]["sha256"] == hashlib.sha256(data).hexdigest()
+    report = signing.read(data, "image/jpeg")
+    assert report.trusted and report.action == OPENED and report.job_id == job_id
+    assert report.digital_source_type is None  # how it was made is not ours to say
+    # The upload is our parent ingredient (C2PA refuses an opened action without one): a manifest
+    # it carried is read through it, so it is kept, never stripped.
+    assert report.parent_label == theirs
+    assert verify.declares_its_source(report, "upload")
+    assert not verify.declares_its_source(report, "openai")  # a made image needs a created claim
+    made = signing.read(signer_of(ours).sign(image("PNG"), "image/png", CLAIM).data, "image/png")
+    assert made.action == CREATED and not verify.declares_its_source(made, "upload")

@@ -23,6 +23,8 @@ from imagemint import wiring
 from imagemint.domain.models import GenerationRequest, GenerationResult, StoredImage
 from imagemint.domain.ports import (
     COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
+    CREATED,
+    OPENED,
     TRAINED_ALGORITHMIC_MEDIA,
     ContentClaim,
     ContentSigner,
@@ -32,13 +34,16 @@ from imagemint.domain.service import sha256_hex
 from imagemint.observability import logger
 
 SIDECAR_MEDIA_TYPE = "application/c2pa"
-#: The provider of an image dropped into ingest/ (imagemint.domain.steps): we did not make it, so no
-#: c2pa.created claim is signed into it (an ``opened`` manifest for uploads is still to do).
+#: The provider of an image dropped into ingest/ (imagemint.domain.steps): we did not make it, so it
+#: gets a ``c2pa.opened`` manifest (the upload as our parent ingredient, its own manifest kept inside)
+#: and no digital source type: how it was made is not ours to say.
 UPLOAD = "upload"
 
 
-def source_type(request: GenerationRequest) -> str:
-    """The IPTC digital source type of what a request made."""
+def source_type(request: GenerationRequest, provider: str = "") -> str | None:
+    """The IPTC digital source type of what a request made (None for an upload we only took in)."""
+    if provider == UPLOAD:
+        return None
     if request.references or request.mask:
         return COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
     return TRAINED_ALGORITHMIC_MEDIA
@@ -50,9 +55,9 @@ def sign_images(
     """Sign every image of ``result`` in place; the updated result (also written to the job)."""
     signer = wiring.content_signer(deps.settings)
     res = GenerationResult.model_validate(result)
-    if signer is None or res.provider == UPLOAD:  # sign_mode off; an ingested file is not ours to claim
+    if signer is None:  # sign_mode off
         return res.model_dump(exclude_none=True)
-    kind = source_type(request)
+    kind = source_type(request, res.provider)
     res.images = [_sign_one(deps, signer, job_id, i, img, res, kind) for i, img in enumerate(res.images)]
     out = res.model_dump(exclude_none=True)
     deps.jobs.update(job_id, result=out)
@@ -67,7 +72,7 @@ def _sign_one(
     index: int,
     img: StoredImage,
     res: GenerationResult,
-    kind: str,
+    kind: str | None,
 ) -> StoredImage:
     if img.credentials:
         return img  # this record was made by a run that signed it
@@ -86,7 +91,12 @@ def _sign_one(
             update={"sha256": sha256_hex(data), "bytes": len(data), "credentials": credentials}
         )
     claim = ContentClaim(
-        job_id=job_id, model=res.model, provider=res.provider, digital_source_type=kind, index=index
+        job_id=job_id,
+        model=res.model,
+        provider=res.provider,
+        digital_source_type=kind,
+        index=index,
+        action=OPENED if res.provider == UPLOAD else CREATED,
     )
     signed = signer.sign(data, img.media_type, claim)
     credentials = {

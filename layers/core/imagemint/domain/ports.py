@@ -350,18 +350,24 @@ class MomentMinter(Protocol):
 IPTC_SOURCE_TYPES = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 TRAINED_ALGORITHMIC_MEDIA = IPTC_SOURCE_TYPES + "trainedAlgorithmicMedia"
 COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA = IPTC_SOURCE_TYPES + "compositeWithTrainedAlgorithmicMedia"
+#: C2PA actions: ``created`` for what a model made for us; ``opened`` for a file someone else made
+#: (an upload dropped into ingest/): we sign that we took it in, with the file as our parent
+#: ingredient, and claim nothing about how it was made.
+CREATED = "c2pa.created"
+OPENED = "c2pa.opened"
 
 
 @dataclass(frozen=True)
 class ContentClaim:
-    """What a Content Credentials manifest says about one image we made."""
+    """What a Content Credentials manifest says about one image we made (or took in, ``OPENED``)."""
 
     job_id: str
     model: str  # the registry model that ran
     provider: str  # who ran it (openai, fal, local, upload)
-    digital_source_type: str = TRAINED_ALGORITHMIC_MEDIA
+    digital_source_type: str | None = TRAINED_ALGORITHMIC_MEDIA  # None with OPENED: not ours to say
     title: str = "image"
     index: int = 0
+    action: str = CREATED
 
 
 @dataclass(frozen=True)
@@ -389,6 +395,7 @@ class CredentialReport:
     issuer: str | None = None
     parent_label: str | None = None
     failures: tuple[str, ...] = ()
+    action: str | None = None  # CREATED or OPENED: the manifest's own action
 
     @property
     def valid(self) -> bool:

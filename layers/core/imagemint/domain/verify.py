@@ -30,9 +30,12 @@ import re
 from typing import Any
 
 from imagemint import wiring
+from imagemint.domain.credentials import UPLOAD
 from imagemint.domain.models import JOB_ID, GenerationResult, Job, StoredImage
 from imagemint.domain.ports import (
     COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
+    CREATED,
+    OPENED,
     TRAINED_ALGORITHMIC_MEDIA,
     Deps,
 )
@@ -134,12 +137,20 @@ def verify(deps: Deps, ref: str) -> dict[str, Any]:
     }
 
 
-def _credential_checks(report: Any, img: StoredImage, job_id: str) -> dict[str, bool]:
+def declares_its_source(report: Any, provider: str) -> bool:
+    """Made by a model: a ``c2pa.created`` action saying a trained algorithm made it. An upload
+    (ingest): our ``c2pa.opened`` action, claiming no source type (we did not make it)."""
+    if provider == UPLOAD:
+        return report.action == OPENED and report.digital_source_type is None
+    return report.action == CREATED and report.digital_source_type in AI_SOURCE_TYPES
+
+
+def _credential_checks(report: Any, img: StoredImage, job_id: str, provider: str = "") -> dict[str, bool]:
     label = (img.credentials or {}).get("manifest_label")
     return {
         "c2pa_valid": report.valid,
         "c2pa_trusted": report.trusted,
-        "digital_source_type": report.digital_source_type in AI_SOURCE_TYPES,
+        "digital_source_type": declares_its_source(report, provider),
         "names_job": report.job_id == job_id,
         "recorded_manifest": bool(label) and report.manifest_label == label,
     }
@@ -153,7 +164,10 @@ def _image_link(deps: Deps, reader: Any, job: Job, res: GenerationResult) -> dic
         sidecar_key = (img.credentials or {}).get("sidecar_key")
         sidecar = deps.images.get(sidecar_key) if sidecar_key else None
         report = reader.read(data, img.media_type, sidecar)
-        mine = {"sha256": _sha(data) == img.sha256, **_credential_checks(report, img, job.job_id)}
+        mine = {
+            "sha256": _sha(data) == img.sha256,
+            **_credential_checks(report, img, job.job_id, res.provider),
+        }
         checks.update({f"{k}[{i}]" if len(res.images) > 1 else k: v for k, v in mine.items()})
         images.append(
             {

@@ -29,7 +29,7 @@ from typing import Any
 
 import c2pa
 from imagemint import APP_NAME, __version__
-from imagemint.domain.ports import ContentClaim, CredentialReport, SignedContent
+from imagemint.domain.ports import CREATED, OPENED, ContentClaim, CredentialReport, SignedContent
 from imagemint.errors import InternalError
 
 JOB_PARAM = "org.imagemint.job_id"
@@ -50,30 +50,24 @@ def embeddable_types() -> frozenset[str]:
         return _embeddable
 
 
+UPLOAD_INGREDIENT = "upload"  # the label an OPENED action names its parent ingredient by
+
+
 def _manifest(claim: ContentClaim, media_type: str) -> dict[str, Any]:
+    action: dict[str, Any] = {
+        "action": claim.action,
+        "softwareAgent": {"name": f"{claim.provider}/{claim.model}"},
+        "parameters": {JOB_PARAM: claim.job_id, PROVIDER_PARAM: claim.provider, INDEX_PARAM: claim.index},
+    }
+    if claim.action == OPENED:  # C2PA: an opened action names its (parentOf) ingredient
+        action["parameters"]["ingredientIds"] = [UPLOAD_INGREDIENT]
+    if claim.digital_source_type:
+        action["digitalSourceType"] = claim.digital_source_type
     return {
         "claim_generator_info": [{"name": APP_NAME, "version": __version__}],
         "title": f"{claim.job_id}-{claim.index}",
         "format": media_type,
-        "assertions": [
-            {
-                "label": "c2pa.actions.v2",
-                "data": {
-                    "actions": [
-                        {
-                            "action": "c2pa.created",
-                            "digitalSourceType": claim.digital_source_type,
-                            "softwareAgent": {"name": f"{claim.provider}/{claim.model}"},
-                            "parameters": {
-                                JOB_PARAM: claim.job_id,
-                                PROVIDER_PARAM: claim.provider,
-                                INDEX_PARAM: claim.index,
-                            },
-                        }
-                    ]
-                },
-            }
-        ],
+        "assertions": [{"label": "c2pa.actions.v2", "data": {"actions": [action]}}],
     }
 
 
@@ -96,14 +90,20 @@ class C2paContentSigner:
         builder = c2pa.Builder(_manifest(claim, media_type), context=context)
         embed = media_type in embeddable_types()
         parent_label = None
-        if embed:
-            existing = _try_read(data, media_type)
-            if existing is not None:
-                parent_label = existing.manifest_label
-                builder.add_ingredient(
-                    {"title": "provider output", "relationship": "parentOf"}, media_type, io.BytesIO(data)
-                )
-        else:
+        existing = _try_read(data, media_type) if embed else None
+        if existing is not None:
+            parent_label = existing.manifest_label
+        if claim.action == OPENED:  # the upload itself is our parent (its own manifest, if any, inside)
+            builder.add_ingredient(
+                {"title": "upload", "relationship": "parentOf", "label": UPLOAD_INGREDIENT},
+                media_type,
+                io.BytesIO(data),
+            )
+        elif existing is not None:
+            builder.add_ingredient(
+                {"title": "provider output", "relationship": "parentOf"}, media_type, io.BytesIO(data)
+            )
+        if not embed:
             builder.set_no_embed()
         out = io.BytesIO()
         try:
@@ -183,7 +183,7 @@ def _report(reader: Any) -> CredentialReport:
     for assertion in manifest.get("assertions") or []:
         if str(assertion.get("label", "")).startswith("c2pa.actions"):
             for a in (assertion.get("data") or {}).get("actions") or []:
-                if a.get("action") == "c2pa.created":
+                if a.get("action") in (CREATED, OPENED):
                     action = a
                     break
     params = action.get("parameters") or {}
@@ -208,4 +208,5 @@ def _report(reader: Any) -> CredentialReport:
         issuer=(manifest.get("signature_info") or {}).get("issuer"),
         parent_label=parent,
         failures=failures,
+        action=action.get("action"),
     )
