@@ -103,3 +103,36 @@ def test_a_job_that_moved_since_the_query_is_not_touched(deps: Deps, account: An
 def test_the_scheduled_function_runs_the_sweep(deps: Deps) -> None:
     event = {"version": "0", "detail-type": "Scheduled Event", "source": "aws.scheduler", "detail": {}}
     assert invoke_step("sweeper", event) == {"SUCCEEDED": [], "PARTIAL": [], "FAILED": []}
+
+
+def test_a_job_that_died_before_signing_is_never_delivered_unsigned_and_resume_signs_it(
+    deps: Deps, account: Any
+) -> None:
+    """Generate ran, Sign never did (the execution died between them): the sweep keeps the images
+    but delivers none of them until a resume has signed them, then archives and mints as asked."""
+    from imagemint import wiring
+    from imagemint.adapters.c2pa.signer import C2paContentSigner, C2paCredentialReader
+    from imagemint.domain import service, views
+    from imagemint_dev.c2pa_certs import make_identity
+
+    ours = make_identity("imagemint test")
+    deps.settings = deps.settings.model_copy(update={"sign_mode": "c2pa"})
+    wiring.override(content_signer=C2paContentSigner(ours.chain_pem, ours.key_pem))
+    before = _balance(deps, account)
+    job_id, req = _job(deps, account)
+    made = steps.generate(deps, job_id, req)  # ... and the execution died here
+    assert sweeper.sweep(deps, now=time.time() + LATER)["PARTIAL"] == [job_id]
+    job = deps.jobs.get(job_id)
+    assert job.resume_from == "sign"
+    assert any(w.startswith("Signing the Content Credentials failed") for w in job.result["warnings"])
+    assert views.public_view(job, "https://x")["result"]["image_urls"] == []  # nothing unsigned goes out
+
+    service.resume(deps, job)  # the inline pipeline runs the state machine from Sign
+    job = deps.jobs.get(job_id)
+    assert job.status == "SUCCEEDED" and job.resume_from is None
+    (img,) = job.result["images"]
+    report = C2paCredentialReader(ours.root_pem).read(deps.images.get(img["key"]), img["media_type"])
+    assert report.trusted and report.job_id == job_id and img["credentials"]["manifest_label"]
+    assert img["sha256"] != made.images[0].sha256  # the signed bytes, recorded
+    assert len(views.public_view(job, "https://x")["result"]["image_urls"]) == 1
+    assert _balance(deps, account) == before - 42  # delivered once signed: charged once, kept

@@ -239,7 +239,7 @@ def submit_async(
     return deps.jobs.update(job.job_id, execution_arn=arn) if arn else job
 
 
-RESUMABLE = ("archive", "metadata", "mint")
+RESUMABLE = ("sign", "archive", "metadata", "mint")
 
 
 def resume(deps: Deps, job: Job) -> Job:
@@ -256,7 +256,9 @@ def resume(deps: Deps, job: Job) -> Job:
         "mode": "async",
     }
     # Start where the record says the chain broke: what exists is reused, never made again.
-    if not result.get("archive"):
+    if job.resume_from == "sign":  # swept before its images were signed: sign, then the rest
+        payload["resume_from"] = "sign"
+    elif not result.get("archive"):
         payload["resume_from"] = "archive"
     elif not result.get("metadata_archive"):
         payload.update(resume_from="metadata", archives=result["archive"])

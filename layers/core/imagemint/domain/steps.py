@@ -298,6 +298,10 @@ def record_state(deps: Deps, state: dict[str, Any]) -> dict[str, Any]:
     # A resumed job carries its earlier record: its old provenance note is replaced by this run's.
     warnings = [w for w in res.warnings if not w.endswith(RESUME_NOTE)]
     missing: list[str] = []
+    if deps.settings.sign_mode != "off" and any(not img.credentials for img in res.images):
+        # Only a swept job gets here (a failed Sign step fails the job): its images are not signed,
+        # so nothing delivers them (views) until a resume signs them first.
+        missing.append("sign")
     archives = state.get("archives")
     if request.get("archive"):
         if archives:
@@ -320,6 +324,7 @@ def record_state(deps: Deps, state: dict[str, Any]) -> dict[str, Any]:
             _failure_note(
                 failure,
                 {
+                    "sign": "Signing the Content Credentials",
                     "archive": "Arweave storage",
                     "metadata": "Arweave metadata storage",
                     "mint": "Minting the moment",

@@ -60,6 +60,8 @@ def public_view(job: Job, base_url: str) -> dict[str, Any]:
     if result:
         body["result"] = {k: result.get(k) for k in RESULT_FIELDS}
         images = [StoredImage.model_validate(img) for img in result.get("images", [])]
+        if job.resume_from == "sign":  # not signed yet: never delivered unsigned (a resume signs them)
+            images = []
         body["result"]["image_urls"] = [file_url(base_url, img) for img in images]
     return body
 

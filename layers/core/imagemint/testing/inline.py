@@ -57,10 +57,11 @@ class InlinePipeline:
         request = GenerationRequest.model_validate(payload["request"])
         state = dict(payload)
         entry = state.get("resume_from")
-        if entry is None:
+        if entry in (None, "sign"):  # the ASL's Start: Generate, or (a swept job resumed) Sign
             try:
-                result = steps.generate(d, job_id, request)
-                signed = credentials.sign_images(d, job_id, request, result.model_dump(exclude_none=True))
+                made = steps.generate(d, job_id, request) if entry is None else None
+                result = made.model_dump(exclude_none=True) if made is not None else state["result"]
+                signed = credentials.sign_images(d, job_id, request, result)
             except ImagemintError as exc:
                 error = _catch(exc)
                 steps.record_failure(d, job_id, error)
@@ -69,7 +70,7 @@ class InlinePipeline:
             state["result"] = signed
         try:
             if request.archive:
-                if entry in (None, "archive"):
+                if entry in (None, "sign", "archive"):
                     state["archives"] = [
                         provenance.archive_image(d, job_id, img, i)
                         for i, img in enumerate(state["result"]["images"])
