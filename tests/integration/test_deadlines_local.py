@@ -95,30 +95,42 @@ def done(job: dict[str, Any]) -> bool:
     return job["status"] in ("SUCCEEDED", "PARTIAL", "FAILED")
 
 
-def test_legacy_with_a_20_s_provider_answers_within_29_s_and_never_loses_the_job(rt, slow):
-    """The issue's bound holds (an answer under 29 s, never API Gateway's bare 503), and the answer
-    names the job. A 200 in the seed's full shape needs the whole pipeline inside the 25 s deadline;
-    locally the mint step alone takes ~4 s warm and ~18 s cold (the embedded chain), so a 20 s
-    provider can end past it: then the answer is the legacy error shape with ``jobId`` and the job
-    ends with the full record (image, archive, moment). Answering at signing time is what would make
-    it a 200 every time (imagemint.domain.service's docstring)."""
+def test_legacy_with_a_20_s_provider_answers_200_in_full_within_29_s(rt, slow):
+    """The seed's full shape (image, ``imageUrl``, ``arweaveResult``, ``moment``) from a provider that
+    takes 20 s, inside 29 s of the gateway receiving the request. The pipeline is warm (one request
+    first: each function of the runtime is imported once, as a Lambda environment initialises once);
+    what leaves room after 20 s of generation: the wait counts from the gateway's ``timeEpoch`` up to
+    28 s, and a synchronous job's moment is sent at once (no batching window)."""
+    query = f"?prompt=a+koi&account_id={rt.account['account_id']}"
+    status, _, body = call(rt, "GET", "/api/image/generate" + query)  # warm-up: fast provider
+    assert status == 200, body
     slow.delay_s = 20.0
     query = f"?prompt=a+slow+koi&account_id={rt.account['account_id']}"
     t0 = time.monotonic()
     status, _, body = call(rt, "GET", "/api/image/generate" + query)
     elapsed = time.monotonic() - t0
     assert elapsed < 29.0, f"answered in {elapsed:.1f} s"  # the issue's bound: under API Gateway's limit
-    assert status in (200, 504), body
+    assert status == 200, (elapsed, body)
+    assert body["images"][0]["base64"] and body["images"][0]["mediaType"] == "image/png"
+    assert body["imageUrl"] and body["arweaveResult"]["id"] and body["arweaveResult"]["signature"]
+    assert body["moment"]["hash"] and body["moment"]["contractAddress"] and body["moment"]["tokenId"]
+
+
+def test_legacy_past_its_deadline_answers_in_its_shape_with_the_job_that_keeps_running(rt, slow):
+    """Slower than the deadline: the legacy error shape with ``jobId`` and ``jobUrl``, under 29 s; the
+    job ends with the full record (image, archive, moment)."""
+    slow.delay_s = 29.0
+    query = f"?prompt=a+slower+koi&account_id={rt.account['account_id']}"
+    t0 = time.monotonic()
+    status, _, body = call(rt, "GET", "/api/image/generate" + query)
+    elapsed = time.monotonic() - t0
+    assert elapsed < 29.0, f"answered in {elapsed:.1f} s"
+    assert status == 504, body
+    assert body["jobUrl"].endswith(f"/api/jobs/{body['jobId']}") and body["error"]
     job = wait_job(rt, body["jobId"], done)
     assert job["status"] == "SUCCEEDED"
-    if status == 200:
-        assert body["images"][0]["base64"] and body["images"][0]["mediaType"] == "image/png"
-        assert body["imageUrl"] and body["arweaveResult"]["id"] and body["arweaveResult"]["signature"]
-        assert body["moment"]["hash"] and body["moment"]["contractAddress"]
-    else:
-        assert body["jobUrl"].endswith(f"/api/jobs/{body['jobId']}") and body["error"]
-        result = job["result"]
-        assert result["images"] and result["archive"][0]["record"]["id"] and result["moment"]["hash"]
+    result = job["result"]
+    assert result["images"] and result["archive"][0]["record"]["id"] and result["moment"]["hash"]
 
 
 def test_past_prefer_wait_a_post_answers_202_and_the_job_keeps_the_result(rt, slow):

@@ -169,3 +169,26 @@ def test_a_start_call_that_lost_its_answer_still_answers_with_the_result(deps, a
 def test_prefer_wait_is_read_as_rfc_7240_says(header, cap, expected):
     req = HttpRequest.from_event(http_event("POST", "/x", headers={"Prefer": header or None}))
     assert prefer_wait(req, cap) == expected
+
+
+def test_the_wait_counts_from_when_the_gateway_received_the_request() -> None:
+    """API Gateway's 30 s include the function's cold start and admission: a request the gateway
+    received 6 s ago may wait 22 s more of a 28 s deadline; a time no gateway could have written
+    (in the future, or older than the deadline itself) is not trusted."""
+    from imagemint.domain.service import wait_budget
+
+    now = 1_800_000_000.0
+    assert wait_budget(28.0, None, now - 6.0, now) == pytest.approx(22.0)
+    assert wait_budget(28.0, 10, now - 6.0, now) == pytest.approx(4.0)  # Prefer: wait=10, from receipt too
+    assert wait_budget(28.0, None, None, now) == 28.0  # not through the gateway: from now
+    assert wait_budget(28.0, None, now + 5.0, now) == 28.0  # from the future: ignored
+    assert wait_budget(28.0, None, now - 3600.0, now) == 28.0  # an hour ago: not a live request's
+    assert wait_budget(28.0, None, now - 28.0, now) == 0.0  # out of time: answer now
+
+
+def test_the_gateway_receipt_time_reaches_the_request() -> None:
+    event = http_event("GET", "/api/image/generate")
+    req = HttpRequest.from_event(event)
+    assert req.received_at == event["requestContext"]["timeEpoch"] / 1000
+    del event["requestContext"]["timeEpoch"]
+    assert HttpRequest.from_event(event).received_at is None

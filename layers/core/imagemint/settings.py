@@ -46,9 +46,11 @@ class Settings(BaseModel):
     state_machine_arn: str = ""  # the EXPRESS machine: synchronous requests
     async_state_machine_arn: str = ""  # the STANDARD machine: async jobs, resumes (empty: the Express one)
     region: str = "us-east-1"
-    # A synchronous request waits for its job at most this long, then answers 202 (Prefer: wait /
-    # respond-async) or 504 with the job id: under API Gateway's 30 s integration timeout.
-    sync_deadline_s: float = Field(default=25.0, gt=0, le=28)
+    # A synchronous request waits for its job at most this long after API Gateway received it (the
+    # event's timeEpoch; cold start and admission included), then answers 202 (Prefer: wait /
+    # respond-async) or 504 with the job id: under API Gateway's 30 s integration timeout, with a
+    # second for the answer itself (rendering, Lambda's return, the gateway).
+    sync_deadline_s: float = Field(default=28.0, gt=0, le=28.5)
 
     # Public base URL of the API (used for file URLs); empty in AWS means
     # "derive from the request" (API Gateway domain + stage).

@@ -109,7 +109,9 @@ def handle(event: dict[str, Any], deps: Deps) -> Any:
                     service.submit_async(deps, request, base_url=req.base_url), req.base_url
                 )
             try:
-                result = service.submit(deps, request, base_url=req.base_url, wait_s=wait)
+                result = service.submit(
+                    deps, request, base_url=req.base_url, wait_s=wait, received_at=req.received_at
+                )
             except JobStillRunning as exc:
                 if wait is None:
                     raise  # 504 with the job id and URL (error_response)

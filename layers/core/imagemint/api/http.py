@@ -20,6 +20,11 @@ SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff"}
 MAX_ECHO = 64  # characters of a client's value quoted back in an error message
 
 
+def _epoch_s(ms: Any) -> float | None:
+    """``timeEpoch`` (milliseconds) as seconds, or None when absent or not a number."""
+    return ms / 1000.0 if isinstance(ms, int | float) and not isinstance(ms, bool) and ms > 0 else None
+
+
 @dataclass
 class HttpRequest:
     method: str
@@ -31,6 +36,9 @@ class HttpRequest:
     base_url: str
     raw_path: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    #: When API Gateway received the request (``requestContext.timeEpoch``, epoch seconds): its 30 s
+    #: integration timeout counts from here, cold start included.
+    received_at: float | None = None
 
     @classmethod
     def from_event(cls, event: dict[str, Any], *, public_base_url: str = "") -> HttpRequest:
@@ -59,6 +67,7 @@ class HttpRequest:
             body=body,
             base_url=base.rstrip("/"),
             raw_path=str(event.get("rawPath") or ""),
+            received_at=_epoch_s(ctx.get("timeEpoch")),
         )
 
     @property

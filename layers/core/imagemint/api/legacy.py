@@ -125,7 +125,7 @@ def handle(event: dict[str, Any], deps: Deps) -> Any:
                 archive=True,
                 mint=True,
             )
-            result = service.submit(deps, request, base_url=req.base_url)
+            result = service.submit(deps, request, base_url=req.base_url, received_at=req.received_at)
             return response(200, render(deps, result, deps.settings.response_limit_bytes))
 
         return admission.admit(deps, req, principal, work)

@@ -352,7 +352,15 @@ def handle(event: dict[str, Any], deps: Deps, *, edit: bool = False) -> Any:
                 job = service.submit_async(deps, request, uploads, mask, base_url=req.base_url)
                 return accepted_response(job, req.base_url)
             try:
-                result = service.submit(deps, request, uploads, mask, base_url=req.base_url, wait_s=wait)
+                result = service.submit(
+                    deps,
+                    request,
+                    uploads,
+                    mask,
+                    base_url=req.base_url,
+                    wait_s=wait,
+                    received_at=req.received_at,
+                )
             except JobStillRunning as exc:
                 if wait is None:
                     raise  # 504 with the job id and URL (error_response)

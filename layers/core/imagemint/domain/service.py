@@ -165,6 +165,7 @@ def submit(
     base_url: str = "",
     job_id: str | None = None,
     wait_s: float | None = None,
+    received_at: float | None = None,
 ) -> GenerationResult:
     """Run the job and return what it made (or raise the error its record names), within a deadline.
 
@@ -175,11 +176,16 @@ def submit(
     in its dialect's shape, and the result is kept on the job (``GET /api/jobs/{id}``); nothing is
     charged that cannot be retrieved.
 
+    ``received_at`` (epoch seconds): when API Gateway received the request. Its 30 s integration
+    timeout counts from there, the function's cold start and admission included, so the wait counts
+    from there too; a time that cannot be the gateway's (in the future, or further back than the
+    wait itself: clocks of AWS hosts agree to milliseconds) is not trusted and the wait counts from now.
+
     ``job_id`` (ingest): the job's id, chosen by the caller; the job store refuses an existing one
     (``Conflict``) before anything is charged or started. Ingest passes its own ``wait_s``.
     """
     clock = time.monotonic()
-    deadline = clock + (deps.settings.sync_deadline_s if wait_s is None else max(0.0, wait_s))
+    deadline = clock + wait_budget(deps.settings.sync_deadline_s, wait_s, received_at, time.time())
     job, request = _accept(deps, request, uploads, mask, base_url=base_url, mode="sync", job_id=job_id)
     assert deps.pipeline is not None
     payload = {"job_id": job.job_id, "request": request.model_dump(exclude_none=True), "mode": "sync"}
@@ -202,6 +208,16 @@ def submit(
     if done.status == "FAILED":
         raise from_dict(done.error)
     return GenerationResult.model_validate(done.result)
+
+
+def wait_budget(deadline_s: float, wait_s: float | None, received_at: float | None, now: float) -> float:
+    """Seconds a synchronous request may still wait for its job (``submit``'s docstring says why)."""
+    budget = deadline_s if wait_s is None else max(0.0, wait_s)
+    if received_at is not None:
+        spent = now - received_at
+        if 0.0 <= spent <= budget:
+            budget -= spent
+    return budget
 
 
 def _wait(deps: Deps, job_id: str, deadline: float, *, until_started: bool = False) -> Job | None:
