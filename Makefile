@@ -68,7 +68,7 @@ integration: setup
 	$(VENV)/bin/pytest tests/integration -q
 
 test: setup lint template-check
-	$(VENV)/bin/pytest tests -q -ra
+	IMAGEMINT_ARTIFACTS=$(CURDIR)/.artifacts $(VENV)/bin/pytest tests -q -ra
 
 bench: setup
 	$(PY) tests/bench/bench.py

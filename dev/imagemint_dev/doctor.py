@@ -224,6 +224,8 @@ def _step_line(what: str, mode: str, check: Check | None, error: str) -> str:
         return f"{what}: off (a job asking for it ends PARTIAL)"
     if mode == "embedded":
         return f"{what}: embedded (local runtime only)"
+    if mode == "inprocess":  # no parameter: In Process's HTTP API creates the moment and pays the gas
+        return f"{what}: inprocess (In Process's API creates the moments; no signer key)"
     if check is not None and check.status == OK:
         return f"{what}: {mode}"
     name = check.parameter if check is not None and check.parameter else "its parameter"

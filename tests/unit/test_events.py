@@ -51,6 +51,7 @@ SAMPLES: dict[str, list[str]] = {
     "generate_step": ["generate_step.json"],
     "sign_step": ["sign_step.json"],
     "verify": ["verify.json"],
+    "gallery": ["gallery_page.json", "gallery.json", "moment_page.json"],
     "record_step": ["record_step.json"],
     "archive_step": ["archive_step_image.json", "archive_step_metadata.json"],
     "mint_step": ["mint_step.json"],

@@ -53,6 +53,7 @@ BRIDGES: dict[str, set[str]] = {
         "imagemint.adapters.chain.zora",
         "imagemint.adapters.c2pa.signer",
         "imagemint.adapters.chain.reader",
+        "imagemint.adapters.chain.inprocess",  # chain_mode=inprocess: minter and verify reader
     },
     # The archive step's journal (sign once, commit the saved header on a re-run) runs on the
     # store's own transaction type; only the archive step (which attaches the chain layer) calls it.

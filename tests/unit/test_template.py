@@ -174,6 +174,7 @@ def test_each_function_attaches_only_the_layers_its_path_uses(template):
         "MintStepFunction": ["CoreLayer", "ChainLayer"],
         "SignStepFunction": ["CoreLayer", "C2paLayer"],
         "VerifyFunction": ["CoreLayer", "ChainLayer", "C2paLayer"],
+        "GalleryFunction": ["CoreLayer", "ChainLayer", "C2paLayer"],  # it verifies what it shows
     }
     fns = functions(template)
     assert len(api_functions(template)) >= 6

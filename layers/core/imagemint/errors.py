@@ -182,7 +182,9 @@ class MintError(ImagemintError):
     ``details["reason"]`` says which: ``chain_id_not_allowed``,
     ``chain_id_mismatch``, ``base_fee_above_cap``, ``gas_above_cap``,
     ``not_authorized``, ``reverted``, ``token_id_mismatch``, ``contract_mismatch``,
-    ``timeout``, ``rpc_error``, ``bad_address``, ``no_contract``, ``config``.
+    ``timeout``, ``rpc_error``, ``bad_address``, ``no_contract``, ``config``; through In Process
+    (``chain_mode=inprocess``): ``refused`` (a 4xx: nothing was created), ``upstream_error`` (a 5xx),
+    ``bad_answer``, ``unsettled`` (a create whose answer was lost and whose moment is not found yet).
     """
 
     code = "mint_failed"

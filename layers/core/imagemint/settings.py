@@ -102,7 +102,17 @@ class Settings(BaseModel):
     arweave_wallet_param: str = ""  # SSM SecureString / "secret:<name>" holding the JWK
     arweave_wallet_file: str = ""  # local development only
     arweave_gateway_url: str = ""  # "arweave": the gateway; "embedded": the public gateway base
-    chain_mode: Literal["embedded", "rpc", "off"] = "embedded"
+    chain_mode: Literal["embedded", "rpc", "inprocess", "off"] = "embedded"
+    # chain_mode=inprocess: moments are created through In Process's HTTP API (no signer of ours; In
+    # Process pays the gas). https, or for local testing only plain http to a loopback host (a stub).
+    inprocess_base_url: str = "https://inprocess.world"
+    # The creator address sent as ``account`` / ``payoutRecipient`` for accounts without a wallet.
+    inprocess_default_account: str = ""
+    # One mint step run's whole budget for In Process calls (the ASL's Mint task stops at 20 s).
+    inprocess_timeout_s: float = Field(default=15.0, gt=0, le=18)
+    # A create whose answer was lost and whose moment the timeline does not show is sent again only
+    # this long after it was sent (In Process's indexer may lag); before that the job stays PARTIAL.
+    inprocess_lookup_grace_s: float = Field(default=120.0, ge=0, le=3600)
     # Moments of one creator contract pending together are minted in one transaction: the first mint
     # step waits this long for others before it sends (imagemint.domain.batching); 0 -> no wait.
     mint_batch_window_s: float = Field(default=1.0, ge=0, le=10)
@@ -133,6 +143,18 @@ class Settings(BaseModel):
     @classmethod
     def _strip_slash(cls, v: str) -> str:
         return v.rstrip("/")
+
+    @field_validator("inprocess_base_url")
+    @classmethod
+    def _check_inprocess_base_url(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        parts = urlsplit(v)
+        loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+        if parts.scheme == "https" and parts.hostname:
+            return v
+        if parts.scheme == "http" and loopback:
+            return v
+        raise ValueError("inprocess_base_url must be https (plain http only to a loopback stub)")
 
     @field_validator("fal_queue_url")
     @classmethod

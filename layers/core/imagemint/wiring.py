@@ -15,7 +15,7 @@ provider or a minter.
 * :func:`archive_store` and :func:`minter` — the provenance adapters of
   ``archive_mode`` / ``chain_mode``. The embedded modes (``embedded``) exist
   only in a process that overrides them (the local runtime); a deployed stack
-  offers ``arweave`` / ``rpc`` / ``off``.
+  offers ``arweave`` / ``rpc`` / ``inprocess`` / ``off``.
 
 Adapters are imported inside the builders, so a function imports only the SDKs
 its own path uses (API functions never import openai, web3 or arweave).
@@ -289,6 +289,10 @@ def minter(settings: Settings | None = None) -> MomentMinter:
             raise InternalError("Minting is off in this deployment")
         if s.chain_mode == "embedded":
             return _embedded("minter", "IMAGEMINT_CHAIN_MODE")(s)
+        if s.chain_mode == "inprocess":  # In Process's HTTP API; no signer, no web3 unless an RPC URL is set
+            from imagemint.adapters.chain.inprocess import InProcessMinter
+
+            return InProcessMinter.from_settings(s)  # type: ignore[return-value]
         from imagemint.adapters.chain.zora import from_settings
 
         return from_settings(s, nonces=nonce_allocator(s))
@@ -376,6 +380,10 @@ def chain_reader(settings: Settings | None = None) -> ChainReader:
     def build() -> ChainReader:
         if s.chain_mode == "off":
             raise InternalError("Minting is off in this deployment")
+        if s.chain_mode == "inprocess":  # the RPC's reader, or one that says no RPC URL is configured
+            from imagemint.adapters.chain.inprocess import chain_reader as inprocess_reader
+
+            return inprocess_reader(s)  # type: ignore[no-any-return]
         from imagemint.adapters.chain.reader import Web3ChainReader
 
         if s.chain_mode == "embedded":

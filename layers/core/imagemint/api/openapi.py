@@ -272,6 +272,40 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "get",
+        "/gallery",
+        "getGalleryPage",
+        "plain",
+        "gallery.handle_shell",
+        (200,),
+        (500,),
+        "Gallery",
+        "The gallery page (HTML): asks for the key in the page and shows `GET /api/gallery`",
+    ),
+    Operation(
+        "get",
+        "/api/gallery",
+        "getGallery",
+        "plain",
+        "gallery.handle_account",
+        (200,),
+        (401, 500),
+        "Gallery",
+        "The key's account's recent images, each verified: as data and as escaped HTML",
+        security=("bearerAuth", "apiKeyAuth"),
+    ),
+    Operation(
+        "get",
+        "/moments/{ref}",
+        "getMomentPage",
+        "plain",
+        "gallery.handle_moment",
+        (200,),
+        (400, 404, 500),
+        "Gallery",
+        "One public moment's page (HTML; `ref` as `/api/verify/{ref}` takes it)",
+    ),
+    Operation(
+        "get",
         "/openapi.json",
         "getOpenAPI",
         "plain",
@@ -822,6 +856,61 @@ def _response_schemas() -> dict[str, Any]:
                 },
             },
         },
+        "GalleryView": {
+            "type": "object",
+            "required": ["account_id", "moments", "html"],
+            "description": "The account's most recent jobs with images (newest first), each verified; "
+            "`html` is what the gallery page shows (every value escaped).",
+            "properties": {
+                "account_id": {"type": "string"},
+                "moments": {"type": "array", "items": _ref("GalleryMoment")},
+                "html": {"type": "string"},
+            },
+        },
+        "GalleryMoment": {
+            "type": "object",
+            "required": ["job_id", "prompt", "model", "cost", "images", "verdict"],
+            "properties": {
+                "job_id": {"type": "string", "format": "uuid"},
+                "status": {"type": "string"},
+                "created_at": {"type": "number"},
+                "created": {"type": "string"},
+                "prompt": {"type": "string"},
+                "model": {"type": "string"},
+                "requested_model": {"type": "string"},
+                "provider": {"type": "string"},
+                "size": {"type": "string"},
+                "cost": {"type": "object"},
+                "images": {"type": "array", "items": {"type": "object"}},
+                "arweave": {"type": "array", "items": {"type": "object"}},
+                "metadata": _or_null({"type": "object"}),
+                "token": _or_null({"type": "object"}),
+                "public": {"type": "boolean"},
+                "page_url": _or_null({"type": "string"}),
+                "verify_url": {"type": "string"},
+                "verdict": {
+                    "type": "object",
+                    "required": ["ok", "summary", "links"],
+                    "properties": {
+                        "ok": {"type": "boolean"},
+                        "summary": {"type": "string"},
+                        "links": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["link", "label", "state", "reason"],
+                                "properties": {
+                                    "link": {"enum": ["image", "arweave", "metadata", "token"]},
+                                    "label": {"type": "string"},
+                                    "state": {"enum": ["ok", "broken", "not checked"]},
+                                    "reason": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
         "JobAccepted": {
             "type": "object",
             "required": ["job_id", "status", "url"],
@@ -991,6 +1080,7 @@ _SUCCESS_SCHEMAS = {
     "getJob": "JobView",
     "resumeJob": "JobView",
     "verifyProvenance": "VerifyReport",
+    "getGallery": "GalleryView",
 }
 
 
@@ -1025,7 +1115,7 @@ def _responses(op: Operation) -> dict[str, Any]:
             entry["headers"] = {**_HEADERS["Location"], **rate}
             if op.operation_id != "resumeJob":
                 entry["headers"]["Preference-Applied"] = {"schema": {"type": "string"}}
-        elif op.operation_id == "getDocs":
+        elif op.operation_id in ("getDocs", "getGalleryPage", "getMomentPage"):
             entry["content"] = {"text/html": {"schema": {"type": "string"}}}
         elif op.operation_id == "getDocsAsset":
             types = sorted({v.split(";")[0] for v in DOCS_ASSETS.values()})

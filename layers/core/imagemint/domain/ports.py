@@ -159,6 +159,15 @@ class AccountStore(Protocol):
         """Add ``entry.credits`` (may be negative, never below zero) with its ledger line; the new balance."""
         ...
 
+    # Collections kept on the account (chain_mode=inprocess: one In Process collection per account).
+    def get_collection(self, account_id: str, key: str) -> str | None:
+        """The collection address stored under ``key`` on the account, or None."""
+        ...
+
+    def set_collection(self, account_id: str, key: str, address: str) -> str:
+        """Store ``address`` under ``key`` unless one is stored already; the stored one (first wins)."""
+        ...
+
 
 class Pipeline(Protocol):
     """Runs the generation state machine for one job."""
@@ -341,6 +350,47 @@ class MomentMinter(Protocol):
         nothing was minted, mint afresh. Raises :class:`MintError` when it
         cannot be settled now (keep the record and try again later).
         """
+        ...
+
+
+class HostedMomentMinter(Protocol):
+    """Creates moments through a hosted service's HTTP API instead of our own signer
+    (``chain_mode=inprocess``: :mod:`imagemint.adapters.chain.inprocess`).
+
+    The service creates the creator's collection with its first moment (``collection`` None: a new
+    one named ``collection_name`` with ``collection_uri``), later moments go to that collection.
+    :mod:`imagemint.domain.hosted_mint` journals each request on the job before it is sent.
+    """
+
+    hosted: bool  # True: provenance.mint hands the job to imagemint.domain.hosted_mint
+    chain_id: int
+    budget_s: float  # one mint step run's whole budget for calls to the service
+    default_account: str
+
+    def request(
+        self,
+        metadata_uri: str,
+        account: str,
+        collection: str | None,
+        collection_name: str,
+        collection_uri: str,
+    ) -> dict[str, Any]:
+        """The JSON body of the create request (checked: a bad address is MintError ``bad_address``)."""
+        ...
+
+    def create(self, body: dict[str, Any], *, before_send: Callable[[], None], deadline: float) -> Moment:
+        """Simulate, then call ``before_send`` and create. MintError on failure; its details say
+        ``sent`` (False: the create request surely created nothing)."""
+        ...
+
+    def find(
+        self, account: str, collection: str | None, metadata_uri: str, *, deadline: float
+    ) -> Moment | None:
+        """The moment whose metadata is ``metadata_uri`` as the service lists it, or None."""
+        ...
+
+    def check_onchain(self, moment: Moment, metadata_uri: str) -> dict[str, Any]:
+        """Whether ``uri(tokenId)`` on chain is ``metadata_uri`` (``verified``), or why it was not read."""
         ...
 
 

@@ -9,7 +9,8 @@ succeeded. Stores and minters are built from settings once per process:
 * ``archive_mode``: ``arweave`` (a real gateway: ArLocal or arweave.net),
   ``off``, or ``embedded`` (the local runtime's signed store in our bucket).
 * ``chain_mode``: ``rpc`` (Base / Base Sepolia / anvil through web3), ``off``,
-  or ``embedded`` (the local runtime's in-process EVM with the Zora contracts).
+  or ``embedded`` (the local runtime's in-process EVM with the Zora contracts),
+  or ``inprocess`` (In Process's HTTP API creates the moment: :mod:`imagemint.domain.hosted_mint`).
 
 The adapters come from :mod:`imagemint.wiring`.
 
@@ -194,6 +195,10 @@ def mint(deps: Deps, job_id: str, account_id: str, metadata_uri: str) -> dict[st
     if isinstance(recorded, dict) and recorded:
         return recorded  # a run killed after it minted and recorded: nothing to do
     m = wiring.minter(deps.settings)
+    if getattr(m, "hosted", False):  # chain_mode=inprocess: the service creates it (its own journal)
+        from imagemint.domain import hosted_mint
+
+        return hosted_mint.mint(deps, job, job_id, account_id, metadata_uri, m)  # type: ignore[arg-type]
 
     def journal(pending: dict[str, Any]) -> None:  # before each transaction is sent
         deps.jobs.update(job_id, mint_tx=pending)

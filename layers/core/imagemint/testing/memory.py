@@ -82,6 +82,7 @@ class MemoryAccountStore:
         self.accounts: dict[str, Account] = {}
         self.keys: dict[str, ApiKeyRecord] = {}
         self.ledger: dict[tuple[str, str], LedgerEntry] = {}
+        self.collections: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
 
     def create_account(self, account: Account) -> None:
@@ -168,6 +169,15 @@ class MemoryAccountStore:
             self.accounts[entry.account_id] = account.model_copy(update={"credits": balance})
             self.ledger[(entry.account_id, entry.entry_id)] = entry.model_copy(deep=True)
             return balance
+
+    def get_collection(self, account_id: str, key: str) -> str | None:
+        return self.collections.get((account_id, key))
+
+    def set_collection(self, account_id: str, key: str, address: str) -> str:
+        with self._lock:
+            if account_id not in self.accounts:
+                raise NotFound("Account not found")
+            return self.collections.setdefault((account_id, key), address)
 
 
 class MemoryNonceAllocator:

@@ -259,3 +259,35 @@ class DynamoAccountStore:
             raise InternalError("The grant could not be written")
         account = self.get_account(entry.account_id)
         return account.credits if account else 0
+
+    # ---- collections (chain_mode=inprocess) ----
+    @staticmethod
+    def _collection_attr(key: str) -> str:
+        return "collection#" + key
+
+    def get_collection(self, account_id: str, key: str) -> str | None:
+        r = self._ddb.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": f"account#{account_id}"}},
+            ProjectionExpression="#c",
+            ExpressionAttributeNames={"#c": self._collection_attr(key)},
+            ConsistentRead=True,
+        )
+        value = r.get("Item", {}).get(self._collection_attr(key), {}).get("S")
+        return str(value) if value else None
+
+    def set_collection(self, account_id: str, key: str, address: str) -> str:
+        """First writer wins: ``if_not_exists`` in one UpdateItem on the account's own item."""
+        try:
+            r = self._ddb.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"account#{account_id}"}},
+                UpdateExpression="SET #c = if_not_exists(#c, :a)",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames={"#c": self._collection_attr(key)},
+                ExpressionAttributeValues={":a": {"S": address}},
+                ReturnValues="UPDATED_NEW",
+            )
+        except self._ddb.exceptions.ConditionalCheckFailedException:
+            raise NotFound("Account not found") from None
+        return str(r["Attributes"][self._collection_attr(key)]["S"])
