@@ -288,7 +288,9 @@ def test_the_sweeper_closes_jobs_whose_execution_died(runtime):
     closed = json.loads(out["Payload"].read())
     assert ids[0] in closed["PARTIAL"] and ids[1] in closed["FAILED"], closed
     status, _, job = call(runtime, "GET", f"/api/jobs/{ids[0]}")
-    assert job["status"] == "PARTIAL" and job["resume_from"] == "archive" and job["result"]["image_urls"]
+    # The execution died between Generate and Sign: the images are kept, not delivered unsigned, and a
+    # resume starts at Sign.
+    assert job["status"] == "PARTIAL" and job["resume_from"] == "sign" and job["result"]["image_urls"] == []
     status, _, job = call(runtime, "GET", f"/api/jobs/{ids[1]}")
     assert job["status"] == "FAILED"
     # closed jobs left the index: a second sweep finds neither

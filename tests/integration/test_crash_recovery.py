@@ -35,6 +35,9 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 ARCHIVE = "ArchiveStepFunction"
 MINT = "MintStepFunction"
+#: A legacy request invokes Archive and Mint once each with {"warm": true} while Generate runs
+#: (GenerateAndWarm) before any real step: crash plans let that invocation through.
+WARM = 1
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +161,7 @@ def test_crash_injection_answers_as_lambda_does(rt: LocalRuntime) -> None:
 
 @pytest.mark.parametrize("after", [True, False], ids=["after", "before"])
 def test_archive_step_killed_once(rt: LocalRuntime, after: bool) -> None:
-    rt.inject_crash(ARCHIVE, after=after)
+    rt.inject_crash(ARCHIVE, after=after, skip=WARM)
     res, job, took = generate(rt, f"archive killed {'after' if after else 'before'}")
     print(f"\n[crash] ArchiveStep killed {'after' if after else 'before'}: {took:.2f} s")
     assert rt.stack.crash_count(ARCHIVE) == 1
@@ -167,9 +170,9 @@ def test_archive_step_killed_once(rt: LocalRuntime, after: bool) -> None:
 
 
 def test_metadata_archive_killed_after_it_stored(rt: LocalRuntime) -> None:
-    # The Map's one image is the first ArchiveStep invocation, the metadata the second: let the
-    # image through, then kill the metadata run after it stored its item.
-    rt.inject_crash(ARCHIVE, after=True, skip=1)
+    # The Map's one image is the first real ArchiveStep invocation, the metadata the second: let the
+    # warm-up and the image through, then kill the metadata run after it stored its item.
+    rt.inject_crash(ARCHIVE, after=True, skip=WARM + 1)
     res, job, _ = generate(rt, "metadata killed after")
     assert rt.stack.crash_count(ARCHIVE) == 1
     assert_complete(rt, res, job)
@@ -177,7 +180,7 @@ def test_metadata_archive_killed_after_it_stored(rt: LocalRuntime) -> None:
 
 @pytest.mark.parametrize("after", [True, False], ids=["after", "before"])
 def test_mint_step_killed_once(rt: LocalRuntime, after: bool) -> None:
-    rt.inject_crash(MINT, after=after)
+    rt.inject_crash(MINT, after=after, skip=WARM)
     res, job, took = generate(rt, f"mint killed {'after' if after else 'before'}")
     print(f"\n[crash] MintStep killed {'after' if after else 'before'}: {took:.2f} s")
     assert rt.stack.crash_count(MINT) == 1
@@ -196,7 +199,7 @@ def attempts(state: str) -> int:
 
 
 def test_mint_killed_on_every_attempt_is_partial_and_mints_once(rt: LocalRuntime) -> None:
-    rt.inject_crash(MINT, after=True, times=10)  # more than the Retry allows
+    rt.inject_crash(MINT, after=True, times=10, skip=WARM)  # more than the Retry allows
     res, job, took = generate(rt, "mint killed every time")
     print(f"\n[crash] MintStep killed on every attempt: {took:.2f} s")
     assert rt.stack.crash_count(MINT) == attempts("Mint")
@@ -214,7 +217,7 @@ def test_mint_killed_on_every_attempt_is_partial_and_mints_once(rt: LocalRuntime
 
 
 def test_archive_killed_on_every_attempt_is_partial_and_keeps_the_image(rt: LocalRuntime) -> None:
-    rt.inject_crash(ARCHIVE, after=True, times=10)
+    rt.inject_crash(ARCHIVE, after=True, times=10, skip=WARM)
     res, job, _ = generate(rt, "archive killed every time")
     assert rt.stack.crash_count(ARCHIVE) == attempts("ArchiveImage")
     assert job.status == "PARTIAL" and job.resume_from == "archive"
@@ -441,7 +444,7 @@ def resume_and_wait(rt: LocalRuntime, job_id: str, timeout: float = 60.0) -> Any
 @pytest.mark.parametrize("after", [True, False], ids=["killed-after", "killed-before"])
 def test_a_job_whose_mint_died_every_time_is_resumed_to_one_token(rt: LocalRuntime, after: bool) -> None:
     prompt = f"resume mint {after}"
-    rt.inject_crash(MINT, after=after, times=10)
+    rt.inject_crash(MINT, after=after, times=10, skip=WARM)
     _, job, _ = generate(rt, prompt)
     assert job.status == "PARTIAL" and job.resume_from == "mint"
     rt.stack.clear_crashes()
@@ -457,7 +460,7 @@ def test_a_job_whose_mint_died_every_time_is_resumed_to_one_token(rt: LocalRunti
 
 
 def test_a_job_whose_archive_died_every_time_is_resumed_without_a_second_item(rt: LocalRuntime) -> None:
-    rt.inject_crash(ARCHIVE, after=True, times=10)
+    rt.inject_crash(ARCHIVE, after=True, times=10, skip=WARM)
     _, job, _ = generate(rt, "resume archive")
     assert job.status == "PARTIAL" and job.resume_from == "archive"
     rt.stack.clear_crashes()

@@ -12,6 +12,8 @@ synchronous execution can take and checks each stays under Express's limit:
   ``MaxDelaySeconds``; full jitter only shortens them);
 * a Map runs its items in waves of ``MaxConcurrency`` (at most as many items as a job has images: the
   registry's largest ``max_n``), each wave as long as its slowest item;
+* a Parallel lasts as long as its slowest branch (each branch's worst path, its Catch paths included),
+  times 1 + its own retries, plus their delays, as a Task's attempts;
 * Catch paths are paths: the worst case of a state is its own worst case plus the worst of every state
   it can go to (Next, or any Catch target);
 * a Choice branch is left out only when a synchronous input cannot take it (``mode`` is ``sync`` and
@@ -76,9 +78,14 @@ def task_worst_s(state: dict[str, Any], timeouts: dict[str, float]) -> float:
     fn = timeouts.get(state.get("Resource", ""))
     if fn is not None:
         limit = min(limit, fn)
+    return attempts_worst_s(state, limit)
+
+
+def attempts_worst_s(state: dict[str, Any], attempt_s: float) -> float:
+    """A state's attempts (1 + its retriers' ``MaxAttempts``) of ``attempt_s`` each, plus the delays."""
     retriers = state.get("Retry") or []
     attempts = 1 + sum(int(r.get("MaxAttempts", 3)) for r in retriers)
-    return attempts * limit + sum(_retry_delays(r) for r in retriers)
+    return attempts * attempt_s + sum(_retry_delays(r) for r in retriers)
 
 
 def _rule_possible(rule: dict[str, Any], data: dict[str, Any]) -> bool:
@@ -122,7 +129,10 @@ def worst_paths(
             concurrency = int(st.get("MaxConcurrency", 0)) or max_items
             own += math.ceil(max_items / concurrency) * item
         elif kind == "Parallel":
-            own += max(worst_paths(b["States"], b["StartAt"], timeouts, max_items)[0] for b in st["Branches"])
+            branch = max(
+                worst_paths(b["States"], b["StartAt"], timeouts, max_items)[0] for b in st["Branches"]
+            )
+            own += attempts_worst_s(st, branch)
         elif kind == "Wait":
             own += float(st.get("Seconds", 0))
             assert "SecondsPath" not in st and "TimestampPath" not in st, f"{name}: unbounded Wait"
@@ -196,11 +206,97 @@ def test_the_computation_sees_retries_backoff_waves_and_catch_paths() -> None:
     assert worst == pytest.approx(3 * PER_STATE_S + t_cost + map_cost)
 
 
+def test_the_computation_sees_a_parallels_slowest_branch_its_retries_and_its_catch() -> None:
+    states = {
+        "Start": {"Type": "Pass", "Next": "P"},
+        "P": {
+            "Type": "Parallel",
+            "Branches": [
+                {"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "${F}", "End": True}}},
+                {
+                    "StartAt": "W",
+                    "States": {
+                        "W": {
+                            "Type": "Task",
+                            "Resource": "${G}",
+                            "TimeoutSeconds": 30,  # the function's 40 s is longer
+                            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "WFallback"}],
+                            "End": True,
+                        },
+                        "WFallback": {"Type": "Task", "Resource": "${F}", "Next": "WDone"},
+                        "WDone": {"Type": "Succeed"},
+                    },
+                },
+            ],
+            "Retry": [{"ErrorEquals": ["X"], "IntervalSeconds": 3, "MaxAttempts": 1}],
+            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Fallback"}],
+            "Next": "After",
+        },
+        "After": {"Type": "Task", "Resource": "${F}", "End": True},
+        "Fallback": {"Type": "Task", "Resource": "${G}", "TimeoutSeconds": 100, "End": True},
+    }
+    worst, path = worst_paths(states, "Start", {"${F}": 20.0, "${G}": 40.0}, max_items=1)
+    branch = (PER_STATE_S + 30) + (PER_STATE_S + 20) + PER_STATE_S  # W caught, WFallback, WDone: > A's 20.5
+    parallel = PER_STATE_S + 2 * branch + 3  # two attempts, one delay of 3 s
+    assert path == ["Start", "P", "Fallback"]  # the Catch path (40 s) is longer than After (20 s)
+    assert worst == pytest.approx(PER_STATE_S + parallel + PER_STATE_S + 40)
+
+
+def _find_state(states: dict[str, Any], name: str) -> dict[str, Any]:
+    """A state by name, inside Parallel branches and Map processors too."""
+    if name in states:
+        return states[name]  # type: ignore[no-any-return]
+    for st in states.values():
+        inner = [b["States"] for b in st.get("Branches", [])]
+        inner += [st[k]["States"] for k in ("ItemProcessor", "Iterator") if k in st]
+        for sub in inner:
+            try:
+                return _find_state(sub, name)
+            except KeyError:
+                pass
+    raise KeyError(name)
+
+
+def test_only_generate_can_fail_generate_and_warm_and_its_output_is_generates() -> None:
+    """While Generate runs, Sign, Archive and Mint are invoked with ``{"warm": true}`` (the last two only
+    when the request reaches them). No warm-up can fail the state: no Retry, a timeout shorter than one
+    Generate attempt, and every error caught to the end of its branch. A generation failure reaches
+    RecordFailure as before (the Parallel's Catch, the branch's own Error and Cause under ``$.error``),
+    and what follows sees Generate's branch (the whole state with ``$.result``)."""
+    states = json.loads(ASL.read_text(encoding="utf-8"))["States"]
+    par = states["GenerateAndWarm"]
+    assert states["Start"]["Default"] == "GenerateAndWarm" and par["Type"] == "Parallel"
+    assert par["Next"] == "Sign" and par["OutputPath"] == "$[0]"
+    assert par["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "RecordFailure"}]
+    assert "Retry" not in par and "ResultSelector" not in par and "ResultPath" not in par
+    first, *warmers = par["Branches"]
+    generate = first["States"]["Generate"]
+    assert first["StartAt"] == "Generate" and list(first["States"]) == ["Generate"]
+    assert generate["End"] is True and generate["ResultPath"] == "$.result" and "Catch" not in generate
+    warmed = set()
+    for branch in warmers:
+        for name, st in branch["States"].items():
+            assert st["Type"] in ("Task", "Choice", "Succeed"), name  # nothing that fails the branch
+            if st["Type"] == "Task":
+                warmed.add(st["Resource"])
+                assert st["Parameters"] == {"warm": True} and "Retry" not in st, name
+                assert st["TimeoutSeconds"] < generate["TimeoutSeconds"], name
+                (catch,) = st["Catch"]
+                assert catch["ErrorEquals"] == ["States.ALL"], name
+                assert branch["States"][catch["Next"]]["Type"] == "Succeed", name
+            if st["Type"] == "Choice":  # a missing field must not fail the branch (States.Runtime)
+                for rule in (c.get("And", [c]) for c in st["Choices"]):
+                    tested = {r["Variable"] for r in rule if "BooleanEquals" in r}
+                    assert tested <= {"$.request.archive", "$.request.mint"}, name
+                    assert tested <= {r["Variable"] for r in rule if r.get("IsPresent") is True}, name
+    assert warmed == {"${SignFunctionArn}", "${ArchiveFunctionArn}", "${MintFunctionArn}"}
+
+
 def test_a_provider_call_ends_before_its_generate_attempt() -> None:
     """The generate step's provider timeout is shorter than the Generate state's: the function reports
     ProviderTimeout (retried once) rather than being cut off by States.Timeout mid-call."""
     t = _template()
-    generate = json.loads(ASL.read_text(encoding="utf-8"))["States"]["Generate"]
+    generate = _find_state(json.loads(ASL.read_text(encoding="utf-8"))["States"], "Generate")
     env = t.functions()["GenerateStepFunction"].environment
     provider_timeout = float(env["IMAGEMINT_PROVIDER_TIMEOUT_S"])
     assert provider_timeout + 5 <= generate["TimeoutSeconds"]

@@ -140,6 +140,35 @@ def test_step_handler_returns_the_result():
     assert steps.step_handler(lambda event, context: {"ok": event["x"]})({"x": 1}) == {"ok": 1}
 
 
+def test_a_warm_up_event_runs_no_step_and_builds_what_the_step_would():
+    """GenerateAndWarm sends ``{"warm": true}``: the step does not run, ``warm`` builds its clients once
+    per event, and a warm-up that fails still answers (the real call meets the error, not the job)."""
+    ran, built = [], []
+
+    @steps.step_handler(warm=lambda: built.append(1))
+    def task(event: dict[str, Any], context: Any = None) -> Any:
+        ran.append(event)
+        return {"ran": True}
+
+    assert task({"warm": True}) == {"warm": True} and built == [1] and ran == []
+    assert task({"warm": True, "job_id": "j"}) == {"ran": True}  # only the exact warm-up event is one
+    assert steps.step_handler(lambda e, c: {"ran": True})({"warm": True}) == {"warm": True}
+
+    def broken() -> None:
+        raise ProviderTimeout("the parameter store is slow")
+
+    assert steps.step_handler(warm=broken)(lambda e, c: None)({"warm": True}) == {
+        "warm": True,
+        "error": "ProviderTimeout",
+    }
+
+
+@pytest.mark.parametrize("name", ["generate_step", "sign_step", "archive_step", "mint_step", "record_step"])
+def test_every_step_function_answers_a_warm_up(deps, name):
+    out = invoke_step(name, {"warm": True})
+    assert out["warm"] is True and set(out) <= {"warm", "error"}
+
+
 # --------------------------------------------------------------------------- the step functions
 
 

@@ -45,6 +45,10 @@ if TYPE_CHECKING:
 _lock = threading.RLock()
 _built: dict[str, Any] = {}
 _overrides: dict[str, Any] = {}
+#: One lock per part while it is built: a slow build (the embedded chain's deploy, SSM reads) holds
+#: up only callers of that part, not every other part of the process (the local runtime runs every
+#: function in one process: a step's warm-up must not stall Generate's get_deps).
+_building: dict[str, Any] = {}
 
 
 def override(**parts: Any) -> None:
@@ -82,9 +86,17 @@ def _get(name: str, build: Any) -> Any:
     with _lock:
         if name in _overrides:
             return _overrides[name]
-        if name not in _built:
-            _built[name] = build()
-        return _built[name]
+        if name in _built:
+            return _built[name]
+        part = _building.setdefault(name, threading.RLock())
+    with part:  # built once; the others wait for this part only
+        with _lock:
+            if name in _built:
+                return _built[name]
+        value = build()
+        with _lock:
+            _built[name] = value
+        return value
 
 
 # ---------------------------------------------------------------- stores and pipeline

@@ -42,15 +42,43 @@ def _step_error(exc: ImagemintError) -> Exception:
     return cls(json.dumps(exc.to_dict()))
 
 
-def step_handler(fn: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(fn)
-    def wrapper(event: dict[str, Any], context: Any = None) -> Any:
-        try:
-            return fn(event, context)
-        except ImagemintError as exc:
-            raise _step_error(exc) from None
+#: The event the state machine's ``GenerateAndWarm`` sends a later step while Generate runs.
+WARM_EVENT = {"warm": True}
 
-    return wrapper
+
+def step_handler(fn: Callable[..., Any] | None = None, *, warm: Callable[[], Any] | None = None) -> Any:
+    """Wrap a step's handler (``@step_handler`` or ``@step_handler(warm=...)``).
+
+    A warm-up event (:data:`WARM_EVENT`) runs no step: it answers ``{"warm": true}`` once the
+    function's module is imported (the environment initialised) and ``warm``, when given, has
+    built what the step's first real call would build (its clients, keys, minter). A warm-up that
+    fails is logged and answered with ``"error"``: it never fails anything, and the real call
+    builds it again.
+    """
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(event: dict[str, Any], context: Any = None) -> Any:
+            if event == WARM_EVENT:
+                return _warm_up(warm)
+            try:
+                return fn(event, context)
+            except ImagemintError as exc:
+                raise _step_error(exc) from None
+
+        return wrapper
+
+    return decorate if fn is None else decorate(fn)
+
+
+def _warm_up(warm: Callable[[], Any] | None) -> dict[str, Any]:
+    if warm is not None:
+        try:
+            warm()
+        except Exception as exc:  # noqa: BLE001 - best effort: the real call meets (and reports) it
+            logger.warning("warm-up failed", extra={"error": type(exc).__name__})
+            return {**WARM_EVENT, "error": type(exc).__name__}
+    return dict(WARM_EVENT)
 
 
 def error_from_step(error: dict[str, Any] | None) -> dict[str, Any]:
