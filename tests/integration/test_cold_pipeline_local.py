@@ -5,7 +5,7 @@ embedded chain not yet deployed: what a deploy or a scale-out is in AWS) with a 
 20 s still answers 200 in its seed's full shape within 29 s. ``GenerateAndWarm`` invokes Sign,
 Archive and Mint with ``{"warm": true}`` while Generate runs, so their environments initialise
 during the generation and the real invocations reuse them. A failed warm-up never fails a job, and
-a request that archives and mints nothing warms only Sign.
+a request that archives and mints nothing warms only Sign; an async job warms nothing.
 
 Its own module: the runtime must be fresh for the first test (no request before it). In a session
 that ran other modules first, Python's imports of the heavy libraries are already cached; the
@@ -81,16 +81,35 @@ def test_a_warm_up_that_dies_never_fails_the_job(rt, slow):
 def test_a_request_without_archive_or_mint_warms_only_sign(rt, slow):
     for fn in (SIGN, ARCHIVE, MINT):
         rt.inject_crash(fn, after=False, times=1)
+    status, _, body = call(rt, "POST", GENERATIONS, {"prompt": "a plain pike", "model": "gpt-image-2"})
+    assert status == 200, body
+    # Sign's warm-up took its crash (the real Sign then ran once, unharmed); nothing touched the others.
+    assert rt.stack.crash_count(SIGN) == 1
+    assert rt.stack.crash_count(ARCHIVE) == 0 and rt.stack.crash_count(MINT) == 0
+    rt.stack.clear_crashes()
+
+
+def test_an_async_job_warms_nothing(rt, slow):
+    """Nobody waits on an async job's cold starts, and its STANDARD workflow pays per state
+    transition: it runs Generate alone (``GenerateAlone``), never the warm branch."""
+    from imagemint.wiring import get_deps
+
     status, _, body = call(
         rt,
         "POST",
         GENERATIONS,
-        {"prompt": "a plain pike", "model": "gpt-image-2"},
+        {"prompt": "a quiet pike", "model": "gpt-image-2"},
         {"Prefer": "respond-async"},
     )
     assert status == 202, body
     job = wait_job(rt, body["job_id"], done)
     assert job["status"] == "SUCCEEDED", job
-    # Sign's warm-up took its crash (the real Sign then ran once, unharmed); nothing touched the others.
-    assert rt.stack.crash_count(SIGN) == 1
-    assert rt.stack.crash_count(ARCHIVE) == 0 and rt.stack.crash_count(MINT) == 0
+    arn = get_deps().jobs.get(body["job_id"]).execution_arn
+    sfn = rt.stack.client("stepfunctions")
+    entered = [
+        e["stateEnteredEventDetails"]["name"]
+        for e in sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        if "stateEnteredEventDetails" in e
+    ]
+    assert "GenerateAlone" in entered and "GenerateAndWarm" not in entered, entered
+    assert not any(name.startswith("Warm") for name in entered), entered

@@ -265,7 +265,21 @@ def test_only_generate_can_fail_generate_and_warm_and_its_output_is_generates() 
     and what follows sees Generate's branch (the whole state with ``$.result``)."""
     states = json.loads(ASL.read_text(encoding="utf-8"))["States"]
     par = states["GenerateAndWarm"]
-    assert states["Start"]["Default"] == "GenerateAndWarm" and par["Type"] == "Parallel"
+    # Synchronous jobs take the warm branch; anything else (async: STANDARD, billed per transition,
+    # nobody waiting) runs the same Generate task alone.
+    sync = {
+        "And": [{"Variable": "$.mode", "IsPresent": True}, {"Variable": "$.mode", "StringEquals": "sync"}],
+        "Next": "GenerateAndWarm",
+    }
+    assert sync in states["Start"]["Choices"] and states["Start"]["Default"] == "GenerateAlone"
+    alone = dict(states["GenerateAlone"])
+    assert alone.pop("Next") == "Sign" and alone.pop("Catch") == par["Catch"]
+    assert (
+        alone.pop("Comment")
+        and {k: v for k, v in par["Branches"][0]["States"]["Generate"].items() if k not in ("End", "Comment")}
+        == alone
+    )
+    assert par["Type"] == "Parallel"
     assert par["Next"] == "Sign" and par["OutputPath"] == "$[0]"
     assert par["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "RecordFailure"}]
     assert "Retry" not in par and "ResultSelector" not in par and "ResultPath" not in par
