@@ -15,7 +15,7 @@ CLIENTS := tests/clients
 CLIENTSTAMP := $(CLIENTS)/node_modules/.installed-$(shell cat $(CLIENTS)/package-lock.json | sha1sum | cut -c1-12)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: setup serve test lint template-check unit integration bench build sizes deploy clean
+.PHONY: setup serve test lint template-check unit integration bench soak build sizes deploy clean
 
 # What serving needs: the project and its runtime dependencies (no dev tools, no npm, no sam).
 # --no-compile: Python compiles only the modules a run imports, not all 120 packages up front.
@@ -72,6 +72,10 @@ test: setup lint template-check
 
 bench: setup
 	$(PY) tests/bench/bench.py
+
+# The local runtime left running (issue 12): 1,000 generations sequential, then 1,000 at 4 clients.
+soak: setup
+	$(PY) tests/bench/soak.py --generations $(or $(GENERATIONS),1000) --concurrency 1,4 --every 100
 
 build: $(SAMSTAMP)
 	$(SAMVENV)/bin/sam build

@@ -1,20 +1,28 @@
-"""Soak benchmark: the local runtime as a server left running.
+"""Soak benchmark: the local runtime as a server left running (issue 12 item 7).
 
-    python tests/bench/soak.py [--generations 1000] [--concurrency 1,4,8] [--warmup 20] [--trace 0]
+    python tests/bench/soak.py                      # quick: 100 generations per phase, c=1 then c=4
+    make soak                                       # the full run: 1,000 per phase, progress every 100
+    python tests/bench/soak.py --generations 1000 --concurrency 1,4 --every 100
 
-Starts the local runtime in this process (``imagemint_dev.local.runtime.start``,
-offline provider, rate limits lifted as ``tests/bench/bench.py`` does, a dev
-account with enough credits), warms it up, then runs one phase per
-``--concurrency`` value: ``--generations`` small generations from that many
-client threads, alternating the legacy ``GET /api/image/generate`` (archives
-and mints on the embedded chain) and an OpenAI-dialect ``POST
-/v1/images/generations`` (gpt-image-2, 1024x1024, ``response_format: url``).
+The full run takes about 35-60 minutes on a 2-core machine (0.3-0.5 generations/s while other
+work shares the cores; each generation costs about 1 s of CPU: the offline image, C2PA signing,
+the signed Arweave item and a Zora mint on the in-process EVM).
 
-Per phase it prints requests/s, p50/p95 latency, errors, and this process's
-RSS (the runtime's: it runs here) before, after, and after ``gc.collect()``.
-``--trace N`` also takes tracemalloc snapshots around each phase and prints
-the N sites whose allocations grew most (slow: for finding a leak, not for
-throughput).
+Starts the local runtime in this process (``imagemint_dev.local.runtime.start``, as ``imagemint
+serve`` does: offline provider, embedded Arweave store and chain; rate limits lifted as
+``tests/bench/bench.py`` does, a dev account with enough credits), warms it up, then runs one
+phase per ``--concurrency`` value: ``--generations`` small generations from that many client
+threads, alternating the legacy ``GET /api/image/generate`` (archives and mints on the embedded
+chain) and an OpenAI-dialect ``POST /v1/images/generations`` (gpt-image-2, 1024x1024,
+``response_format: url``).
+
+Per phase it prints requests/s, p50/p95 latency, errors, and this process's RSS (the runtime's:
+it runs here) before, after, and after ``gc.collect()``; ``--every N`` also prints the rate,
+latency, RSS and load average of each N generations. The summary gives RSS growth from the end
+of the warm-up to the end of each phase, each phase's throughput against the sequential one,
+and the load average (the machine is shared: compare phases of one run, not runs).
+``--trace N`` also takes tracemalloc snapshots around each phase and prints the N sites whose
+allocations grew most (slow: for finding a leak, not for throughput).
 
 Nothing here asserts anything; numbers go to stdout.
 """
@@ -115,9 +123,10 @@ class Client:
         return (time.perf_counter() - t0) * 1000, error
 
 
-def run_phase(client: Client, n: int, concurrency: int, start_index: int) -> Phase:
+def run_phase(client: Client, n: int, concurrency: int, start_index: int, every: int = 0) -> Phase:
     phase = Phase(concurrency, n)
     lock = threading.Lock()
+    window = [time.perf_counter()]
 
     def one(i: int) -> None:
         ms, error = client.request(start_index + i)
@@ -125,6 +134,16 @@ def run_phase(client: Client, n: int, concurrency: int, start_index: int) -> Pha
             phase.latencies.append(ms)
             if error:
                 phase.errors[error] = phase.errors.get(error, 0) + 1
+            done = len(phase.latencies)
+            if every and done % every == 0:  # progress: the last window's rate and latency, RSS now
+                now = time.perf_counter()
+                last = phase.latencies[-every:]
+                print(
+                    f"    {done:>5}/{n}  {every / (now - window[0]):6.2f} req/s  p50 {pct(last, 50):6.0f} ms"
+                    f"  p95 {pct(last, 95):6.0f} ms  RSS {rss_mb():7.1f} MB  load {os.getloadavg()[0]:.2f}",
+                    flush=True,
+                )
+                window[0] = now
 
     gc.collect()
     phase.rss_before = rss_mb()
@@ -161,9 +180,10 @@ def print_growth(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, top:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--generations", type=int, default=1000, help="generations per phase")
-    ap.add_argument("--concurrency", default="1,4,8", help="client threads of each phase, comma-separated")
+    ap.add_argument("--generations", type=int, default=100, help="generations per phase (the soak: 1000)")
+    ap.add_argument("--concurrency", default="1,4", help="client threads of each phase, comma-separated")
     ap.add_argument("--warmup", type=int, default=20, help="sequential generations before the phases")
+    ap.add_argument("--every", type=int, default=0, help="print progress every N generations of a phase")
     ap.add_argument("--trace", type=int, default=0, help="print the N most-grown tracemalloc sites per phase")
     args = ap.parse_args()
     levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
@@ -203,7 +223,7 @@ def main() -> None:
             if args.trace:
                 tracemalloc.start(16)
                 snap0 = tracemalloc.take_snapshot()
-            p = run_phase(client, args.generations, c, index)
+            p = run_phase(client, args.generations, c, index, args.every)
             index += args.generations
             phases.append(p)
             print_phase(p)
@@ -215,9 +235,16 @@ def main() -> None:
         seq = next((p for p in phases if p.concurrency == 1), None)
         print("\nsummary")
         print(f"  RSS after warm-up {warm.rss_after_gc:.1f} MB, at the end {rss_mb():.1f} MB")
+        done = args.warmup
         for p in phases:
+            done += p.n
             vs = f"  {p.rps / seq.rps:5.2f}x sequential" if seq and p is not seq else ""
-            print(f"  c={p.concurrency:<3} {p.rps:6.2f} req/s  p50 {pct(p.latencies, 50):6.0f} ms{vs}")
+            print(
+                f"  c={p.concurrency:<3} {p.rps:6.2f} req/s  p50 {pct(p.latencies, 50):6.0f} ms"
+                f"  p95 {pct(p.latencies, 95):6.0f} ms  RSS {p.rss_after_gc:7.1f} MB"
+                f" ({p.rss_after_gc - warm.rss_after_gc:+6.1f} MB since warm-up, {done} generations){vs}"
+            )
+        print("  load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
         if phases:
             every = [ms for p in phases for ms in p.latencies]
             print(f"  median latency over all phases {statistics.median(every):.0f} ms")

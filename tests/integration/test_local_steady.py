@@ -95,3 +95,82 @@ def test_the_allocator_trimmer_starts_and_stops() -> None:
     trimmer = steady.Trimmer(every_s=0.01).start()
     trimmer.stop()
     assert not any(t.name == "imagemint-malloc-trim" and t.is_alive() for t in threading.enumerate())
+
+
+def test_expired_dynamodb_items_are_deleted_as_dynamodb_does() -> None:
+    from moto import mock_aws
+    from moto.backends import get_backend
+
+    now = 1_800_000_000
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        for table, ttl in (("steady-ttl", True), ("steady-no-ttl", False)):
+            ddb.create_table(
+                TableName=table,
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            if ttl:
+                ddb.update_time_to_live(
+                    TableName=table, TimeToLiveSpecification={"AttributeName": "ttl", "Enabled": True}
+                )
+        items = {
+            "expired": {"N": str(now - 1)},
+            "due-now": {"N": str(now)},
+            "later": {"N": str(now + 60)},
+            "ancient": {"N": str(now - 6 * 365 * 24 * 3600)},  # DynamoDB ignores TTLs over 5 years old
+            "not-a-number": {"S": str(now - 1)},
+            "no-ttl": None,
+        }
+        for table in ("steady-ttl", "steady-no-ttl"):
+            for pk, ttl in items.items():
+                ddb.put_item(TableName=table, Item={"pk": {"S": pk}, **({"ttl": ttl} if ttl else {})})
+        backend = get_backend("dynamodb")["123456789012"]["us-east-1"]
+        assert steady.expire_items(backend, now=now) == 2
+
+        def keys(table: str) -> set[str]:
+            return {i["pk"]["S"] for i in ddb.scan(TableName=table)["Items"]}
+
+        assert keys("steady-ttl") == set(items) - {"expired", "due-now"}
+        assert keys("steady-no-ttl") == set(items)  # TTL not enabled: nothing expires
+        assert steady.expire_items(backend, now=now) == 0
+
+
+def test_the_expirer_sweeps_in_the_background_and_stops() -> None:
+    swept = threading.Event()
+
+    class Backend:
+        tables: dict[str, object] = {}
+
+    def backends() -> list[object]:
+        swept.set()
+        return [Backend()]
+
+    expirer = steady.Expirer(backends, every_s=0.01).start()
+    try:
+        assert swept.wait(5)
+    finally:
+        expirer.stop()
+    assert not any(t.name == "imagemint-ddb-ttl" and t.is_alive() for t in threading.enumerate())
+
+
+def test_the_local_stack_enables_ttl_where_the_template_does(tmp_path) -> None:
+    from pathlib import Path
+
+    from imagemint_dev.local.runtime import start
+
+    root = Path(__file__).resolve().parents[2]
+    with start(root=root, state_dir=tmp_path / "state", port=0) as rt:
+        tables = rt.stack.template.of_type("AWS::DynamoDB::Table")
+        with_ttl = {
+            n: r["Properties"]["TimeToLiveSpecification"]
+            for n, r in tables.items()
+            if "TimeToLiveSpecification" in r["Properties"]
+        }
+        assert with_ttl  # the template has TTL tables (accounts: rate-limit counters; idempotency)
+        ddb = rt.stack.client("dynamodb")
+        for name, spec in with_ttl.items():
+            got = ddb.describe_time_to_live(TableName=rt.stack.names[name])["TimeToLiveDescription"]
+            assert got == {"TimeToLiveStatus": "ENABLED", "AttributeName": spec["AttributeName"]}
+        assert any(t.name == "imagemint-ddb-ttl" and t.is_alive() for t in threading.enumerate())

@@ -197,6 +197,11 @@ def install() -> None:
     _installed = True
 
 
+#: Held over each whole DynamoDB request (:func:`_serialise_dynamodb`) and by housekeeping that walks the
+#: tables (:func:`imagemint_dev.local.steady.expire_items`). Re-entrant: the request holds it, then the
+#: backend methods take it again.
+DYNAMODB_LOCK = threading.RLock()
+
 DYNAMODB_ITEM_OPERATIONS = (
     "put_item",
     "get_item",
@@ -223,7 +228,7 @@ def _serialise_dynamodb() -> None:
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.responses import DynamoHandler
 
-    lock = threading.RLock()  # re-entrant: the request holds it, then the backend methods take it again
+    lock = DYNAMODB_LOCK
 
     def locked(method: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(method)

@@ -42,6 +42,13 @@ def find_root(start: Path | None = None) -> Path:
     raise FileNotFoundError("template.yaml not found in this folder or its parents")
 
 
+def _dynamodb_backends() -> list[Any]:
+    """moto's DynamoDB backend of this runtime's account and region."""
+    from moto.backends import get_backend
+
+    return [get_backend("dynamodb")[ACCOUNT][REGION]]
+
+
 @dataclass
 class LocalStack:
     root: Path
@@ -56,6 +63,7 @@ class LocalStack:
     names: dict[str, str] = field(default_factory=dict)
     _moto: Any = None
     _trimmer: Any = None
+    _expirer: Any = None
     _saved_env: dict[str, str | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -72,6 +80,7 @@ class LocalStack:
         motoext.install()
         steady.tune_allocator()  # before the server threads start (steady.py: memory left running)
         self._trimmer = steady.Trimmer().start()
+        self._expirer = steady.Expirer(_dynamodb_backends).start()
         steady.keep_objects_in(self.state_dir / OBJECTS_DIR)  # S3 bodies on disk, not in the process
         iam.install(ACCOUNT)  # record each function's AWS calls (imagemint_dev.local.iam)
         embedded.install()  # archive_mode / chain_mode "embedded" (set below) build from here
@@ -115,6 +124,9 @@ class LocalStack:
         if self._trimmer is not None:
             self._trimmer.stop()
             self._trimmer = None
+        if self._expirer is not None:
+            self._expirer.stop()
+            self._expirer = None
         for name, value in self._saved_env.items():  # the process's environment as it was before start()
             if value is None:
                 os.environ.pop(name, None)
@@ -237,6 +249,10 @@ class LocalStack:
                 BillingMode=p.get("BillingMode", "PAY_PER_REQUEST"),
                 **{k: p[k] for k in ("GlobalSecondaryIndexes",) if k in p},
             )
+            if "TimeToLiveSpecification" in p:  # expired items deleted as DynamoDB does (steady.Expirer)
+                ddb.update_time_to_live(
+                    TableName=self.names[name], TimeToLiveSpecification=p["TimeToLiveSpecification"]
+                )
         s3 = self.client("s3")
         for name in t.of_type("AWS::S3::Bucket"):
             s3.create_bucket(Bucket=self.names[name])

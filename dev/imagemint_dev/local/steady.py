@@ -25,6 +25,14 @@ ever. Installed by :func:`imagemint_dev.local.motoext.install`:
 5. The C allocator (glibc): two malloc arenas instead of sixteen
    (:func:`tune_allocator`), and freed heap pages returned to the system every
    :data:`TRIM_EVERY_S` seconds (:class:`Trimmer`); the local stack does both.
+6. DynamoDB TTL: moto stores a table's ``TimeToLiveSpecification`` but never deletes
+   an expired item, so every rate-limit window counter (``rl#...``), lease map
+   (``cc#...``) and idempotency record stayed for ever. DynamoDB deletes an item
+   some time after its TTL attribute (epoch seconds) has passed, and ignores
+   values more than five years in the past; :func:`expire_items` does the same, and
+   :class:`Expirer` runs it every :data:`EXPIRE_EVERY_S` seconds (the local stack
+   enables TTL on the tables the template enables it on). As in DynamoDB, an
+   expired item may still be read until it is deleted: nothing may rely on either.
 """
 
 from __future__ import annotations
@@ -308,6 +316,75 @@ class Trimmer:
     def _run(self) -> None:
         while not self._stop.wait(self._every_s):
             self._libc.malloc_trim(0)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+
+# ---- 6. DynamoDB TTL ----
+#: Seconds between two sweeps of expired DynamoDB items (:class:`Expirer`).
+EXPIRE_EVERY_S = 30.0
+#: DynamoDB leaves alone TTL values further than this in the past (five years).
+_TTL_MAX_AGE_S = 5 * 365 * 24 * 3600
+
+
+def expire_items(backend: Any, now: float | None = None) -> int:
+    """Delete the items of ``backend``'s TTL-enabled tables whose TTL has passed; how many went.
+
+    ``backend`` is moto's ``DynamoDBBackend``; runs under the runtime's DynamoDB lock, so no request
+    sees a table mid-sweep.
+    """
+    import time
+
+    from imagemint_dev.local.motoext import DYNAMODB_LOCK
+
+    now = time.time() if now is None else now
+    gone = 0
+    with DYNAMODB_LOCK:
+        for table in list(backend.tables.values()):
+            ttl = getattr(table, "ttl", None) or {}
+            attribute = ttl.get("AttributeName")
+            if ttl.get("TimeToLiveStatus") != "ENABLED" or not attribute:
+                continue
+            for item in table.all_items():
+                value = item.attrs.get(attribute)
+                if value is None or value.type != "N":  # DynamoDB: only a Number attribute expires
+                    continue
+                try:
+                    at = float(value.value)
+                except ValueError:
+                    continue
+                if now - _TTL_MAX_AGE_S <= at <= now:
+                    table.delete_item(item.hash_key, item.range_key)
+                    gone += 1
+    return gone
+
+
+class Expirer:
+    """Every ``every_s`` seconds, :func:`expire_items` on each backend ``backends()`` returns."""
+
+    def __init__(self, backends: Any, every_s: float = EXPIRE_EVERY_S) -> None:
+        self._backends = backends
+        self._every_s = every_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Expirer:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="imagemint-ddb-ttl", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every_s):
+            try:
+                for backend in self._backends():
+                    expire_items(backend)
+            except Exception:  # noqa: BLE001 - housekeeping: logged, the next sweep tries again
+                log.debug("DynamoDB TTL sweep failed", exc_info=True)
 
     def stop(self) -> None:
         self._stop.set()
