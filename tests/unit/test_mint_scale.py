@@ -212,3 +212,90 @@ def test_provenance_cost_sums_arweave_rewards_and_the_mint_share() -> None:
     assert cost["arweave_winston"] == "2000000001000"
     assert [i["slot"] for i in cost["arweave"]] == ["0", "metadata"]
     assert cost["usd_estimate"] == pytest.approx(13.000000005)
+
+
+class BlockingMinter:
+    """A minter at the seam: ``mint_many`` journals, then blocks until released; counts how many
+    senders are inside it at once (one contract must have one sender at a time)."""
+
+    chain_id = 8453
+    max_batch = 1
+
+    def __init__(self) -> None:
+        import threading
+
+        self.inside = 0
+        self.most_inside = 0
+        self.minted: list[str] = []
+        self.entered = threading.Semaphore(0)
+        self.go = threading.Event()
+        self._lock = threading.Lock()
+
+    def mint_many(self, contract: str, items: list[tuple[str, str]], journals: list[Any]) -> list[Any]:
+        from types import SimpleNamespace
+
+        from imagemint.domain.ports import Moment
+
+        with self._lock:
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
+        for journal, (uri, _) in zip(journals, items, strict=True):
+            journal({"uri": uri, "stage": "multicall"})
+        self.entered.release()
+        self.go.wait(10)
+        with self._lock:
+            self.inside -= 1
+            self.minted.extend(uri for uri, _ in items)
+            first = len(self.minted) - len(items)
+        return [
+            SimpleNamespace(
+                moment=Moment(contractAddress=contract, tokenId=str(first + i + 1), hash="0x1", chainId=8453)
+            )
+            for i in range(len(items))
+        ]
+
+    def resume_detailed(self, pending: dict[str, Any], journal: Any = None) -> Any:
+        return None  # the journalled transaction is not mined (yet): what a live sender's looks like
+
+
+def test_a_retried_step_never_sends_beside_its_own_first_run() -> None:
+    """Step Functions retries a mint step whose Task timed out while its first run is still sending
+    (the Task's timeout is shorter than the function's). The retry, same job, must not take the
+    contract's lease from the live first run: it would send beside it, then give the lease up, and
+    the first run's moments would look abandoned and be minted again."""
+    from imagemint.domain.batching import mint_batched, queue_name
+
+    deps = Deps(
+        settings=Settings(jobs_table="j", accounts_table="a", bucket="b"),
+        jobs=MemoryJobStore(),
+        accounts=MemoryAccountStore(),
+        images=MemoryImageStore(),
+        mint_queue=MemoryMintQueue(),
+    )
+    for job_id in ("older", "b"):
+        deps.jobs.create(Job(job_id=job_id, account_id="acct", dialect="legacy", model="gpt-image-2"))
+    minter = BlockingMinter()
+    queue = deps.mint_queue
+    contract = "0x" + "cd" * 20
+    # Another job's moment waits already (older): with one moment per transaction, b's first run
+    # becomes the sender and sends that one first, b's own still waiting.
+    queue.enqueue(queue_name(8453, contract), "older", {"uri": "ar://older", "creator": SIGNER, "at": 1.0})
+
+    def record(job_id: str, outcome: Any) -> None:
+        deps.jobs.update(job_id, moment=outcome.moment.model_dump())
+
+    def run() -> dict[str, Any]:
+        return mint_batched(
+            deps, queue, minter, "b", "ar://b", SIGNER, contract, record, window_s=0, wait_s=20, poll_s=0.02
+        )
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first = pool.submit(run)
+        assert minter.entered.acquire(timeout=10)  # the first run is inside mint_many (for "older")
+        retry = pool.submit(run)  # the retry: same job, the first run still sending
+        minter.entered.acquire(timeout=1.0)  # without the fix the retry sends here, beside the first
+        minter.go.set()
+        moments = [first.result(timeout=20), retry.result(timeout=20)]
+    assert minter.most_inside == 1  # never two senders for one contract at once
+    assert sorted(minter.minted) == ["ar://b", "ar://older"]  # each moment minted once
+    assert moments[0] == moments[1] == deps.jobs.get("b").moment

@@ -32,6 +32,7 @@ resumed).
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -73,6 +74,12 @@ def mint_batched(
     """
     name = queue_name(minter.chain_id, contract)
     entry = {"uri": uri, "creator": creator, "at": time.time()}
+    # This run's own identity as a sender: never the job id alone. Step Functions retries a step that
+    # timed out while the first run may still be sending (the Task's timeout is shorter than the
+    # function's); a second run under the same name would pass the lease's "leader = me" check,
+    # send beside the first, and give the first one's lease up, so that the waiters took its live
+    # moments for abandoned ones and minted them again.
+    sender = f"{job_id}#{secrets.token_hex(6)}"
     job = deps.jobs.get(job_id)
     pending = getattr(job, "mint_tx", None)
     if isinstance(pending, dict) and pending and job_id not in queue.state(name)[1]:
@@ -108,11 +115,11 @@ def mint_batched(
         elif job_id not in waiting:
             queue.enqueue(name, job_id, entry)
             continue
-        elif queue.lead(name, job_id, now + LEASE_S, now):
+        elif queue.lead(name, sender, now + LEASE_S, now):
             try:
-                done = _send(deps, queue, minter, name, job_id, contract, record, window_s)
+                done = _send(deps, queue, minter, name, job_id, sender, contract, record, window_s)
             finally:
-                queue.release(name, job_id)
+                queue.release(name, sender)
             if done is not None:
                 return done
             continue
@@ -138,17 +145,19 @@ def _send(
     minter: Any,
     name: str,
     job_id: str,
+    sender: str,
     contract: str,
     record: Callable[[str, Any], None],
     window_s: float,
 ) -> dict[str, Any] | None:
-    """As the sender: collect, take, mint, record. Own moment, or None when it was not in this batch."""
+    """As the sender (``sender``: this run's identity): collect, take, mint, record. Own moment
+    (``job_id``'s), or None when it was not in this batch."""
     if window_s > 0:
         time.sleep(window_s)
     waiting = queue.state(name)[0]
     size = int(getattr(minter, "max_batch", MAX_BATCH))
     batch = sorted(waiting.items(), key=lambda kv: (float(kv[1].get("at", 0)), kv[0]))[:size]
-    if not batch or not queue.take(name, job_id, [j for j, _ in batch]):
+    if not batch or not queue.take(name, sender, [j for j, _ in batch]):
         return None
     ids = [j for j, _ in batch]
     journalled: set[str] = set()
@@ -163,12 +172,12 @@ def _send(
         # once its lease is given up, each job settles the transaction it journalled.
         for other, entry in batch:
             if other not in journalled:
-                queue.untake(name, other, job_id, entry)
+                queue.untake(name, other, sender, entry)
         raise
     logger.info("minted a batch", extra={"contract": contract, "moments": len(ids)})
     for other, outcome in zip(ids, outcomes, strict=True):
         record(other, outcome)
-    queue.done(name, job_id, ids)
+    queue.done(name, sender, ids)
     if job_id in ids:
         return outcomes[ids.index(job_id)].moment.model_dump()
     return None
