@@ -6,9 +6,10 @@
 
 Each row is one call: endpoint, HTTP status, milliseconds, and whether the status is the one expected.
 Generations ask for the cheapest output (``quality: low``, one image); the legacy endpoint always archives
-and mints (one Arweave item and one mint on the deployment's chain). The async generation's job is
-followed to its end, its image fetched through ``/api/files`` (302 expected), its provenance checked
-(``/api/verify/{job_id}``) and its resume asked (409 expected: only a PARTIAL job resumes).
+and mints (one Arweave item and one mint on the deployment's chain); its job's public page is
+``/moments/{jobId}``. The async generation's job is followed to its end, its image fetched through
+``/api/files`` (302 expected), its provenance checked (``/api/verify/{job_id}``) and its resume asked
+(409 expected: only a PARTIAL job resumes). The gallery page and ``/api/gallery`` are called once.
 Exit status 1 when any row is not as expected.
 """
 
@@ -48,6 +49,9 @@ ROUTES = {
     ("GET", "/docs"),
     ("GET", "/docs/{asset}"),
     ("GET", "/api/verify/{ref}"),
+    ("GET", "/gallery"),
+    ("GET", "/api/gallery"),
+    ("GET", "/moments/{ref}"),
 }
 
 
@@ -181,11 +185,19 @@ class Smoke:
         )
         self.call("POST /api/content/image", "POST", "/api/content/image", body={"prompt": PROMPT})
         self.call("POST /action/generate_image", "POST", "/action/generate_image", body={"prompt": PROMPT})
+        legacy_job = None
         if self.account_id:
             q = urllib.parse.urlencode({"prompt": PROMPT, "account_id": self.account_id})
-            self.call("GET /api/image/generate", "GET", f"/api/image/generate?{q}")
+            status, legacy = self.call("GET /api/image/generate", "GET", f"/api/image/generate?{q}")
+            legacy_job = (legacy or {}).get("jobId") if status == 200 else None
         else:
             self.rows.append(Row("GET /api/image/generate", None, 0.0, False, "skipped: pass --account-id"))
+        self.call("GET /gallery", "GET", "/gallery", auth=False)
+        self.call("GET /api/gallery", "GET", "/api/gallery")
+        if legacy_job:  # archived (and minted, where the chain is configured): it has a public page
+            self.call("GET /moments/{ref}", "GET", f"/moments/{legacy_job}", auth=False)
+        else:
+            self.rows.append(Row("GET /moments/{ref}", None, 0.0, False, "no archived job"))
 
         status, accepted = self.call(
             "POST /v1/images/generations (async)",
