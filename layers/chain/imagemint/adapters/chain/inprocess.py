@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
 import socket
 import time
@@ -41,6 +40,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from imagemint.adapters.chain.config import ChainConfig
 from imagemint.domain.ports import Moment
 from imagemint.errors import MintError
 
@@ -106,7 +106,7 @@ class InProcessMinter:
     def from_settings(cls, settings: Settings) -> InProcessMinter:
         return cls(
             settings.inprocess_base_url,
-            chain_id=_chain_id(),
+            chain_id=ChainConfig.from_env(None, settings).chain_id,
             default_account=settings.inprocess_default_account,
             budget_s=settings.inprocess_timeout_s,
             reader=_reader_or_none(settings),
@@ -309,19 +309,8 @@ def _json(raw: bytes) -> Any:
         return None
 
 
-def _chain_id() -> int:
-    try:
-        return int(os.environ.get("IMAGEMINT_CHAIN_ID") or 8453)
-    except ValueError:
-        raise MintError("IMAGEMINT_CHAIN_ID is not a number", reason="config") from None
-
-
-def _rpc_url() -> str:
-    return (os.environ.get("IMAGEMINT_CHAIN_RPC_URL") or "").strip()
-
-
 def _reader_or_none(settings: Settings) -> Any | None:
-    if not _rpc_url():
+    if not ChainConfig.from_env(None, settings).chain_rpc_url.strip():
         return None
     from imagemint.adapters.chain.reader import Web3ChainReader  # web3: only with an RPC URL
 

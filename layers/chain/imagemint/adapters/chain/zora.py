@@ -84,7 +84,6 @@ receipt are ignored). Every failure raises
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -93,7 +92,6 @@ from typing import TYPE_CHECKING, Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from web3 import Web3
 from web3.logs import DISCARD
 
@@ -107,6 +105,7 @@ from imagemint.adapters.chain.abi import (
     TOKEN_ID_MISMATCH,
     ZORA_FACTORY_ADDRESSES,
 )
+from imagemint.adapters.chain.config import ChainConfig
 from imagemint.adapters.chain.txengine import SignedTx, TxEngine, checksum_address, to_hex, tx_cost
 from imagemint.domain.ports import Moment, MomentMinter, NonceAllocator
 from imagemint.errors import MintError
@@ -544,47 +543,6 @@ class ZoraMinter(MomentMinter):
 
 
 # --------------------------------------------------------------- configuration
-
-
-class ChainConfig(BaseModel):
-    """Chain settings read from ``IMAGEMINT_*`` variables (rpc mode)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    chain_rpc_url: str = ""
-    chain_id: int = 8453
-    chain_local_id: int | None = None
-    zora_factory_address: str = ""  # default: the Zora factory proxy of chain_id
-    signer_key: SecretStr | None = None  # local / tests: a plain hex key
-    signer_key_param: str = ""  # AWS: SSM SecureString name, read through Powertools
-    chain_max_fee_gwei: Decimal = Field(default=Decimal("0.5"), gt=0)
-    chain_max_priority_fee_gwei: Decimal = Field(default=Decimal("0.01"), ge=0)
-    # A batch of ten moments needs ~2.0M gas (the batch size follows the cap: ZoraMinter.max_batch).
-    chain_gas_limit_cap: int = Field(default=3_000_000, gt=21_000)
-    chain_receipt_timeout_s: float = Field(default=60.0, gt=0)
-    # A transaction pending this long below the base fee is replaced; a nonce gap this old is filled.
-    chain_stuck_after_s: float = Field(default=6.0, gt=0)
-    chain_gap_grace_s: float = Field(default=10.0, gt=0)
-    contract_uri: str = ""
-
-    @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, settings: Settings | None = None
-    ) -> ChainConfig:
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for name in cls.model_fields:
-            # A field the lead adds to Settings wins over the raw variable.
-            value = getattr(settings, name, None) if settings is not None else None
-            if value is None:
-                value = env.get("IMAGEMINT_" + name.upper())
-            if value not in (None, ""):
-                values[name] = value
-        try:
-            return cls(**values)
-        except ValidationError as exc:
-            names = ", ".join("IMAGEMINT_" + str(e["loc"][0]).upper() for e in exc.errors() if e.get("loc"))
-            raise MintError(f"Invalid chain configuration: {names}", reason="config") from None
 
 
 def _read_signer_key(cfg: ChainConfig, get_parameter: Callable[[str], str] | None) -> str:
