@@ -219,12 +219,17 @@ def test_a_refused_send_fills_its_nonce(zora, signer) -> None:
 class Miner:
     """Automine off; once the first journalled transaction is in the pool, the next blocks' base fee
     is set to ``gwei`` and a block is mined every ``every`` seconds (a block time, without sleeps in
-    the test itself). Use :meth:`journal` as the mint's journal."""
+    the test itself). Use :meth:`journal` as the mint's journal.
 
-    def __init__(self, w3: Web3, gwei: int, every: float = 0.05) -> None:
-        self.w3, self.gwei, self.every = w3, gwei, every
+    The base fee is set once and then falls by an eighth per block, as EIP-1559 has it; with
+    ``pin=True`` it is set again before every block, so it stays at ``gwei`` (which the test may
+    change with :meth:`set_gwei`, e.g. lower it so that a resumed transaction can be mined)."""
+
+    def __init__(self, w3: Web3, gwei: int, every: float = 0.05, pin: bool = False) -> None:
+        self.w3, self.gwei, self.every, self.pin = w3, gwei, every, pin
         self.seen: list[dict[str, Any]] = []
         self._stop = threading.Event()
+        self._lock = threading.Lock()
 
     def journal(self, record: dict[str, Any]) -> None:
         self.seen.append(record)
@@ -239,9 +244,21 @@ class Miner:
         while not self.seen or not self._in_pool(self.seen[0]["tx"]["hash"]):
             if self._stop.wait(0.01):
                 return
-        self.w3.provider.make_request("anvil_setNextBlockBaseFeePerGas", [hex(self.gwei * 10**9)])
+        self._set_base_fee()
         while not self._stop.wait(self.every):
-            self.w3.provider.make_request("evm_mine", [])
+            with self._lock:
+                if self.pin:
+                    self._set_base_fee()
+                self.w3.provider.make_request("evm_mine", [])
+
+    def set_gwei(self, gwei: int) -> None:
+        """The next block's base fee, from now on (and for every block after it when pinned)."""
+        with self._lock:
+            self.gwei = gwei
+            self._set_base_fee()
+
+    def _set_base_fee(self) -> None:
+        self.w3.provider.make_request("anvil_setNextBlockBaseFeePerGas", [hex(self.gwei * 10**9)])
 
     def _in_pool(self, tx_hash: str) -> bool:
         return bool(self.w3.provider.make_request("eth_getTransactionByHash", [tx_hash]).get("result"))
@@ -280,13 +297,13 @@ def test_a_base_fee_above_the_cap_leaves_the_mint_resumable_and_it_mints_once(zo
     nonces = MemoryNonceAllocator()
     minter = make_minter(zora, signer, nonces)
     contract = minter.ensure_contract(signer.address, None, "above cap")
-    with Miner(w3, 80) as miner:  # the cap is 50 gwei
+    with Miner(w3, 80, pin=True) as miner:  # the cap is 50 gwei; pinned, it never decays under it
         seen = miner.seen
         with pytest.raises(MintError) as info:
             minter.mint(uri(), signer.address, contract, journal=miner.journal)
         assert info.value.details["reason"] == "base_fee_above_cap"
         assert info.value.details["tx_hash"] == seen[-1]["tx"]["hash"]
-        w3.provider.make_request("anvil_setNextBlockBaseFeePerGas", [hex(10**9)])
+        miner.set_gwei(1)
         moment = make_minter(zora, signer, nonces).resume(seen[-1])
     assert moment is not None and moment.hash == seen[-1]["tx"]["hash"]
     assert minted_uris(w3, contract) == [seen[-1]["uri"]]
