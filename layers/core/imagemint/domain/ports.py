@@ -103,6 +103,11 @@ class JobStore(Protocol):
 
     def get(self, job_id: str) -> Job | None: ...
 
+    def status(self, job_id: str) -> str | None:
+        """The job's status alone, read consistently (None: no such job): what a waiter polls, without
+        reading and parsing the whole record each time."""
+        ...
+
     def update(self, job_id: str, *, expect_status: str | None = None, **fields: Any) -> Job:
         """Set fields and append a transition when ``status`` changes.
 

@@ -15,8 +15,9 @@ nothing to find its job by. The design (issue 11):
 * **The job record is the answer, the HTTP call only waits for it.** A
   synchronous request starts its execution on the EXPRESS workflow with
   ``StartExecution`` (not ``StartSyncExecution``: nothing is held open, so an
-  execution never depends on the caller staying) and watches the job record
-  (consistent reads, 50 ms doubling by 1.5 up to 1 s) until Record or
+  execution never depends on the caller staying) and watches the job's status
+  (consistent reads of that one attribute, 50 ms growing by 1.5 up to 1 s; the
+  whole record is read once, at the end) until Record or
   RecordFailure has written it. It waits at most ``settings.sync_deadline_s``
   (25 s: room for a cold start and rendering under the 30 s), or less when the
   client said ``Prefer: wait=N`` (RFC 7240).
@@ -223,13 +224,13 @@ def wait_budget(deadline_s: float, wait_s: float | None, received_at: float | No
 def _wait(deps: Deps, job_id: str, deadline: float, *, until_started: bool = False) -> Job | None:
     """The job once it is done (or, ``until_started``, once it left ACCEPTED), or as it is at the deadline."""
     pause = POLL_FIRST_S
-    while True:
-        job = deps.jobs.get(job_id)
-        if job is not None and (job.status in TERMINAL or (until_started and job.status != "ACCEPTED")):
-            return job
+    while True:  # polls the status alone; the whole record is read once, at the end
+        status = deps.jobs.status(job_id)
+        if status is not None and (status in TERMINAL or (until_started and status != "ACCEPTED")):
+            return deps.jobs.get(job_id)
         left = deadline - time.monotonic()
         if left <= 0:
-            return job
+            return deps.jobs.get(job_id)
         time.sleep(min(pause, left))
         pause = min(pause * 1.5, POLL_MAX_S)
 

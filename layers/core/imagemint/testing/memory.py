@@ -49,6 +49,10 @@ class MemoryJobStore:
         job = self.jobs.get(job_id)
         return job.model_copy(deep=True) if job else None
 
+    def status(self, job_id: str) -> str | None:
+        job = self.jobs.get(job_id)
+        return job.status if job else None
+
     def update(self, job_id: str, *, expect_status: str | None = None, **fields: Any) -> Job:
         with self._lock:
             job = self.jobs.get(job_id)

@@ -48,6 +48,17 @@ class DynamoJobStore:
         de = TypeDeserializer()
         return Job.model_validate(from_dynamo({k: de.deserialize(v) for k, v in r["Item"].items()}))
 
+    def status(self, job_id: str) -> str | None:
+        r = self._ddb.get_item(
+            TableName=self._table,
+            Key={"job_id": {"S": job_id}},
+            ConsistentRead=True,
+            ProjectionExpression="#s",
+            ExpressionAttributeNames={"#s": "status"},
+        )
+        item = r.get("Item")
+        return item["status"]["S"] if item and "status" in item else None
+
     def update(self, job_id: str, *, expect_status: str | None = None, **fields: Any) -> Job:
         from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
