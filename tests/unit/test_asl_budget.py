@@ -318,6 +318,25 @@ def test_a_provider_call_ends_before_its_generate_attempt() -> None:
     assert all(r["MaxAttempts"] <= 1 for r in generate["Retry"] if "ProviderTimeout" in r["ErrorEquals"])
 
 
+def test_a_mint_step_waiting_for_its_sender_hands_back_before_its_attempt_ends() -> None:
+    """A mint step whose moment another step is sending waits at most ``batching.WAIT_S``, then raises
+    MintPending, which the Mint state retries (apart from failures): its attempt never ends in
+    States.Timeout merely waiting. The wait leaves room for a cold start under the Task's timeout, and
+    a step takes the lease only while a send still fits in it."""
+    from imagemint.domain import batching
+
+    mint = _find_state(json.loads(ASL.read_text(encoding="utf-8"))["States"], "Mint")
+    fn = _template().functions()["MintStepFunction"]
+    attempt = min(float(mint["TimeoutSeconds"]), float(fn.timeout))
+    assert batching.WAIT_S + 5 <= attempt
+    assert batching.LEAD_S < batching.WAIT_S
+    (pending,) = [r for r in mint["Retry"] if "MintPending" in r["ErrorEquals"]]
+    assert pending["ErrorEquals"] == ["MintPending"] and pending["MaxAttempts"] >= 1
+    others = [r for r in mint["Retry"] if r is not pending]
+    assert all("States.Timeout" in r["ErrorEquals"] and "MintError" in r["ErrorEquals"] for r in others)
+    assert batching.MintPending.__module__ == "imagemint.errors"  # one error tree
+
+
 def test_both_machines_are_built_from_the_same_asl_and_may_do_the_same() -> None:
     """Async jobs and resumes (STANDARD) run exactly what synchronous requests (EXPRESS) run."""
     machines = _machines(_template())

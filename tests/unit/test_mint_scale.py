@@ -299,3 +299,106 @@ def test_a_retried_step_never_sends_beside_its_own_first_run() -> None:
     assert minter.most_inside == 1  # never two senders for one contract at once
     assert sorted(minter.minted) == ["ar://b", "ar://older"]  # each moment minted once
     assert moments[0] == moments[1] == deps.jobs.get("b").moment
+
+
+def _batching_deps(*job_ids: str) -> Deps:
+    deps = Deps(
+        settings=Settings(jobs_table="j", accounts_table="a", bucket="b"),
+        jobs=MemoryJobStore(),
+        accounts=MemoryAccountStore(),
+        images=MemoryImageStore(),
+        mint_queue=MemoryMintQueue(),
+    )
+    for job_id in job_ids:
+        deps.jobs.create(Job(job_id=job_id, account_id="acct", dialect="legacy", model="gpt-image-2"))
+    return deps
+
+
+def test_a_step_waiting_on_a_live_sender_hands_back_mint_pending_before_its_task_times_out() -> None:
+    """The waiter raises MintPending (its own error name: the Mint state retries it) once its wait is
+    over, rather than running into the Task's timeout; its moment stays taken by the live sender, and
+    the retry waits for that sender and gets the moment it recorded, minted once."""
+    import time
+
+    from imagemint.domain.batching import mint_batched
+    from imagemint.domain.steps import _step_error
+    from imagemint.errors import MintPending
+
+    deps = _batching_deps("a", "b")
+    minter = BlockingMinter()
+    minter.max_batch = 10
+    queue = deps.mint_queue
+    contract = "0x" + "cd" * 20
+
+    def record(job_id: str, outcome: Any) -> None:
+        deps.jobs.update(job_id, moment=outcome.moment.model_dump())
+
+    def run(job_id: str, wait_s: float) -> dict[str, Any]:
+        return mint_batched(
+            deps, queue, minter, job_id, f"ar://{job_id}", SIGNER, contract, record,
+            window_s=0.3, wait_s=wait_s, poll_s=0.02, lead_s=0.1,
+        )  # fmt: skip
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        sender = pool.submit(run, "a", 20)
+        time.sleep(0.1)  # a leads and collects for 0.3 s: b's moment joins its batch
+        waiter = pool.submit(run, "b", 1.0)
+        assert minter.entered.acquire(timeout=10)  # a is sending both
+        t0 = time.monotonic()
+        with pytest.raises(MintPending) as info:
+            waiter.result(timeout=10)
+        assert time.monotonic() - t0 < 1.5  # its wait, not the sender's
+        assert info.value.details["reason"] == "pending"
+        assert type(_step_error(info.value)).__name__ == "MintPending"  # the name the Mint state retries
+        assert set(queue.state("8453#" + contract)[1]) == {"a", "b"}  # still taken by the live sender
+        retry = pool.submit(run, "b", 20)  # Step Functions' retry of b's step
+        time.sleep(0.2)
+        assert minter.most_inside == 1 and not retry.done()  # it waits: it does not send b again
+        minter.go.set()
+        moments = {"a": sender.result(timeout=10), "b": retry.result(timeout=10)}
+    assert sorted(minter.minted) == ["ar://a", "ar://b"]  # each once
+    assert moments["b"] == deps.jobs.get("b").moment and moments["a"] == deps.jobs.get("a").moment
+    assert queue.state("8453#" + contract)[:2] == ({}, {})
+
+
+def test_a_moment_queued_again_after_it_was_recorded_is_never_sent_twice() -> None:
+    """A re-run read its job just before the moment was recorded and queued it again just after its
+    sender forgot it: the next sender finds the moment on the job after taking it and forgets it."""
+    from imagemint.domain.batching import mint_batched, queue_name
+    from imagemint.domain.ports import Moment
+
+    deps = _batching_deps("old", "new")
+    minter = BlockingMinter()
+    minter.max_batch = 10
+    minter.go.set()
+    queue = deps.mint_queue
+    contract = "0x" + "cd" * 20
+    recorded = Moment(contractAddress=contract, tokenId="7", hash="0x7", chainId=8453).model_dump()
+    deps.jobs.update("old", moment=recorded)
+    queue.enqueue(queue_name(8453, contract), "old", {"uri": "ar://old", "creator": SIGNER, "at": 1.0})
+
+    def record(job_id: str, outcome: Any) -> None:
+        deps.jobs.update(job_id, moment=outcome.moment.model_dump())
+
+    moment = mint_batched(
+        deps, queue, minter, "new", "ar://new", SIGNER, contract, record, window_s=0, wait_s=5, poll_s=0.02
+    )
+    assert minter.minted == ["ar://new"]  # not ar://old again
+    assert moment == deps.jobs.get("new").moment and deps.jobs.get("old").moment == recorded
+    assert queue.state(queue_name(8453, contract))[:2] == ({}, {})
+
+
+def test_done_forgets_a_whole_batch_and_only_what_the_sender_took(queue: Any) -> None:
+    for j in ("a", "b", "c"):
+        assert queue.enqueue("q", j, {"uri": f"ar://{j}", "creator": SIGNER, "at": 1.0})
+    assert queue.lead("q", "s1", until=100.0, now=10.0)
+    assert queue.take("q", "s1", ["a", "b"])
+    queue.done("q", "s1", ["a", "b"])
+    assert queue.state("q")[:2] == ({"c": {"uri": "ar://c", "creator": SIGNER, "at": 1.0}}, {})
+    assert queue.take("q", "s1", ["c"])
+    queue.done("q", "s1", ["c", "a"])  # a is not taken (any more): c is forgotten all the same
+    assert queue.state("q")[1] == {}
+    assert queue.enqueue("q", "d", {"uri": "ar://d", "creator": SIGNER, "at": 2.0})
+    assert queue.take("q", "s1", ["d"])
+    queue.done("q", "s2", ["d"])  # not d's sender: d stays taken
+    assert queue.state("q")[1] == {"d": "s1"}

@@ -193,6 +193,8 @@ def install() -> None:
     StepFunctionResponse.start_sync_execution = start_sync_execution  # type: ignore[attr-defined]
     StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
     _serialise_dynamodb()
+    _fast_dynamodb_answers()
+    _parse_each_definition_once()
     steady.install()
     _installed = True
 
@@ -242,6 +244,132 @@ def _serialise_dynamodb() -> None:
     for name in DYNAMODB_ITEM_OPERATIONS:
         setattr(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name)))
     DynamoHandler.call_action = locked(DynamoHandler.call_action)  # type: ignore[method-assign]
+
+
+def _fast_dynamodb_answers() -> None:
+    """DynamoDB answers (``DynamoResult``: plain dicts of attribute values) written with ``json.dumps``.
+
+    moto 5.2.5 walks every answer through its generic shape serialiser: tens of milliseconds for a
+    job record, under :data:`DYNAMODB_LOCK`, so that every other DynamoDB request of the runtime
+    waited behind it (a third of the local pipeline's CPU in the throughput bench). The JSON protocol's
+    body is that same dict; binary values go out base64-encoded as the serialiser writes them.
+    Anything else (a timestamp, an error) takes moto's serialiser as before.
+    """
+    import base64
+
+    from moto.dynamodb.responses import DynamoResult
+
+    original = DynamoResult.execute_result
+
+    def _encode(value: Any) -> Any:
+        if isinstance(value, bytes | bytearray):
+            return base64.b64encode(bytes(value)).decode("ascii")
+        raise TypeError(type(value).__name__)
+
+    def execute_result(self: Any, context: Any) -> Any:
+        if context.service_model.protocol == "json" and isinstance(self.result, dict):
+            try:
+                body = json.dumps(self.result, default=_encode)
+            except (TypeError, ValueError):
+                return original(self, context)
+            version = context.service_model.metadata.get("jsonVersion", "1.0")
+            return 200, {"Content-Type": f"application/x-amz-json-{version}"}, body
+        return original(self, context)
+
+    DynamoResult.execute_result = execute_result  # type: ignore[method-assign]
+
+
+#: Parsed state machine definitions kept (:func:`_parse_each_definition_once`); the runtime has two.
+PARSED_DEFINITIONS_KEPT = 8
+
+
+def _parse_each_definition_once() -> None:
+    """Executions evaluate a definition parsed once, and Lambda tasks share one client per region.
+
+    moto parses the ASL with antlr for every execution (~0.2 s of CPU for ours) and builds a new
+    boto3 client for every Lambda task (~10 ms each, seven tasks a job). The parsed program keeps no
+    per-execution state (moto's own Map iterations and Parallel branches share it across threads:
+    what an execution counts, e.g. retries, lives in its environment under each component's
+    ``heap_key``, which is fixed here before the program is shared). Parsed again when the
+    definition changes (UpdateStateMachine); at most :data:`PARSED_DEFINITIONS_KEPT` are kept.
+    """
+    import boto3
+    from botocore.config import Config
+    from moto.core.models import botocore_stubber
+    from moto.settings import moto_server_port
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
+    from moto.stepfunctions.parser.asl.component.component import Component
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    guard = threading.Lock()
+    programs: dict[str, Any] = {}
+    clients: dict[tuple[Any, ...], Any] = {}
+    original_client_for = lambda_eval_utils.boto_client_for
+
+    def fix_heap_keys(program: Any) -> None:
+        seen: set[int] = set()
+        stack = [program]
+        while stack:
+            node = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if isinstance(node, EvalComponent):
+                _ = node.heap_key
+            for value in vars(node).values():
+                items = value.values() if isinstance(value, dict) else value
+                if isinstance(value, Component):
+                    stack.append(value)
+                elif isinstance(value, list | tuple | dict):
+                    stack.extend(v for v in items if isinstance(v, Component))
+
+    def entrypoint(self: Any) -> Any:
+        definition = self._evaluation_details.state_machine_details.definition
+        with guard:
+            program = programs.get(definition)
+        if program is None:
+            program = AmazonStateLanguageParser.parse(definition)[0]
+            fix_heap_keys(program)
+            with guard:
+                if len(programs) >= PARSED_DEFINITIONS_KEPT:
+                    programs.clear()
+                program = programs.setdefault(definition, program)
+        return program
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        if state_credentials is not None:
+            return original_client_for(region=region, service=service, state_credentials=state_credentials)
+        # moto's own client (boto_client.boto_client_for), with a pool for the tasks running at once.
+        key = (region, service, botocore_stubber.enabled, moto_server_port())
+        with guard:
+            client = clients.get(key)
+        if client is None:
+            kwargs = (
+                {} if botocore_stubber.enabled else {"endpoint_url": f"http://localhost:{moto_server_port()}"}
+            )
+            client = boto3.session.Session().client(
+                service,
+                aws_access_key_id="ak",
+                aws_secret_access_key="sk",  # noqa: S106 - moto's fixed local credentials
+                region_name=region,
+                config=Config(
+                    parameter_validation=False,
+                    retries={"max_attempts": 0, "total_max_attempts": 1},
+                    connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                    read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                    max_pool_connections=256,
+                ),
+                **kwargs,
+            )
+            with guard:
+                client = clients.setdefault(key, client)
+        return client
+
+    ExecutionWorker._get_evaluation_entrypoint = entrypoint  # type: ignore[method-assign]
+    lambda_eval_utils.boto_client_for = boto_client_for  # type: ignore[assignment]
 
 
 def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:

@@ -27,6 +27,7 @@ Tree::
     ├── JobStillRunning (504)           past a synchronous deadline; ``job_id`` / ``url`` find the job
     ├── ArchiveError (502)              ``archive_failed``: storing on Arweave failed (``details.reason``)
     ├── MintError (502)                 ``mint_failed``: minting the moment failed (``details.reason``)
+    │   └── MintPending                 the moment is still queued or being sent: the step is retried
     ├── WebhookFailed (502)             ``webhook_failed``: the receiver did not take the event
     └── InternalError (500)
         ├── WalletError                 the Arweave wallet is missing or unusable (configuration)
@@ -189,6 +190,19 @@ class MintError(ImagemintError):
 
     code = "mint_failed"
     status = 502
+
+
+class MintPending(MintError):
+    """The moment is still queued or being sent by another step after its wait: retry the step.
+
+    Its own class name (the Step Functions error name), so that the Mint state retries it apart
+    from failures; nothing was signed by this run, and a retry waits again for the same moment.
+    Stored, it is a ``mint_failed`` with ``details["reason"] == "pending"`` (the job is resumable).
+    """
+
+    def __init__(self, message: str, **details: Any) -> None:
+        details.pop("reason", None)
+        super().__init__(message, reason="pending", **details)
 
 
 class WebhookFailed(ImagemintError):

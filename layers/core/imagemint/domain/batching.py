@@ -13,14 +13,25 @@ and then, until its moment is recorded:
   journalled (``mint_tx``: the shared transaction, its own uri and token id);
   after the receipt each job gets its ``moment`` and ``mint_cost``. Then it gives
   the lease up;
-* otherwise it waits (polling its own job record) for the sender to record
-  its moment. A taken moment stays in the queue item's ``taken`` map until its
-  sender recorded it, and cannot be queued again meanwhile: a re-run of the
-  step (Step Functions' retry after a timeout) waits for that sender instead
-  of minting a second time. If the sender is gone (its lease ran out or it
-  gave it up after a failure), the job settles the transaction journalled
-  for it (:meth:`~imagemint.adapters.chain.zora.ZoraMinter.resume`); when
-  there is none, or it can never be mined, the moment goes back in the queue.
+* otherwise it waits for the sender to record its moment, polling the queue
+  item alone (small: what is pending on one contract); the job record is read
+  only once its moment has left the queue (a sender records a moment before it
+  forgets it) or its sender is gone. A taken moment stays in the queue item's
+  ``taken`` map until its sender recorded it, and cannot be queued again
+  meanwhile: a re-run of the step (Step Functions' retry) waits for that
+  sender instead of minting a second time. If the sender is gone (its lease
+  ran out or it gave it up after a failure), the job settles the transaction
+  journalled for it (:meth:`~imagemint.adapters.chain.zora.ZoraMinter.resume`);
+  when there is none, or it can never be mined, the moment goes back in the queue.
+
+A waiting step waits at most ``wait_s`` (:data:`WAIT_S`, shorter than the
+Mint state's Task timeout, a unit test checks it): then it raises
+:class:`MintPending` and the state machine retries the step on that error,
+which waits again (the moment stays queued or taken, never sent twice). The
+step thus never runs into its Task timeout merely waiting, and no waiter
+outlives its attempt. A step takes the lease only with :data:`LEAD_S` left
+before that end, so that a sender normally finishes within its own attempt
+(one that does not, e.g. a slow receipt, is still safe: its retry waits for it).
 
 One sender per contract at a time is also what keeps token ids right across
 processes (the multicall's ``assumeLastTokenIdMatches`` guards it), while
@@ -38,15 +49,19 @@ from collections.abc import Callable
 from typing import Any
 
 from imagemint.domain.ports import Deps, MintQueue
-from imagemint.errors import MintError
+from imagemint.errors import MintError, MintPending
 from imagemint.observability import logger
 
 #: Most moments in one transaction (:data:`imagemint.adapters.chain.zora.MAX_BATCH`).
 MAX_BATCH = 10
 #: How long a sender's lease lasts: the collection window plus a receipt's wait, with room.
 LEASE_S = 150.0
-#: How long a waiting step waits for its moment before it gives up (the step is retried).
-WAIT_S = 100.0
+#: How long a step waits for its moment before it raises :class:`MintPending` (the state machine
+#: retries the step on it): under the Mint state's ``TimeoutSeconds`` (19 s) with room for a cold start.
+WAIT_S = 12.0
+#: A step takes the contract's lease (becomes the sender) only with this long left of its wait: the
+#: collection window, the transaction and its receipt (a 2 s block) fit before the Task's timeout.
+LEAD_S = 6.0
 POLL_S = 0.5
 
 
@@ -67,10 +82,14 @@ def mint_batched(
     window_s: float,
     wait_s: float = WAIT_S,
     poll_s: float = POLL_S,
+    lead_s: float = LEAD_S,
+    job: Any = None,
 ) -> dict[str, Any]:
     """Mint ``job_id``'s moment through the contract's queue; its moment (as recorded on the job).
 
-    ``record(job_id, outcome)`` writes a minted job's moment and cost on its record.
+    ``record(job_id, outcome)`` writes a minted job's moment and cost on its record. ``job``: the job
+    record as the caller just read it (read here otherwise). :class:`MintPending` after ``wait_s``
+    without the moment (the step is retried); a step leads only with ``lead_s`` of that left.
     """
     name = queue_name(minter.chain_id, contract)
     entry = {"uri": uri, "creator": creator, "at": time.time()}
@@ -80,7 +99,10 @@ def mint_batched(
     # send beside the first, and give the first one's lease up, so that the waiters took its live
     # moments for abandoned ones and minted them again.
     sender = f"{job_id}#{secrets.token_hex(6)}"
-    job = deps.jobs.get(job_id)
+    started = time.monotonic()
+    deadline = started + wait_s
+    lead_by = deadline - min(lead_s, wait_s / 2)  # a step with a short wait still leads in its first half
+    job = job if job is not None else deps.jobs.get(job_id)
     pending = getattr(job, "mint_tx", None)
     if isinstance(pending, dict) and pending and job_id not in queue.state(name)[1]:
         # A journal no sender holds (an earlier run's): settle it before anything new is signed.
@@ -88,20 +110,28 @@ def mint_batched(
         if outcome is not None and pending.get("uri") == uri:
             record(job_id, outcome)
             return outcome.moment.model_dump()
+    moment = getattr(job, "moment", None)
+    if isinstance(moment, dict) and moment:
+        return moment
     queue.enqueue(name, job_id, entry)  # False: a sender has it already (a re-run): wait for it below
-    deadline = time.monotonic() + wait_s
     while True:
-        job = deps.jobs.get(job_id)
-        moment = getattr(job, "moment", None)
-        if isinstance(moment, dict) and moment:
-            return moment
         waiting, taken, leader, until = queue.state(name)
         now = time.time()
         holder = taken.get(job_id)
-        if holder is not None:
+        if holder is None and job_id not in waiting:
+            # Out of the queue: recorded (a sender records a moment before it forgets it), or never queued.
+            moment = getattr(deps.jobs.get(job_id), "moment", None)
+            if isinstance(moment, dict) and moment:
+                return moment
+            queue.enqueue(name, job_id, entry)  # seen waiting at the next look
+        elif holder is not None:
             if holder == leader and until >= now:
                 pass  # its sender is at work: wait for it to record the moment
             else:  # its sender is gone: settle what it journalled, else put the moment back
+                job = deps.jobs.get(job_id)
+                moment = getattr(job, "moment", None)
+                if isinstance(moment, dict) and moment:  # recorded just before the lease ended
+                    return moment
                 pending = getattr(job, "mint_tx", None)
                 outcome = None
                 if isinstance(pending, dict) and pending.get("uri") == uri:
@@ -112,10 +142,7 @@ def mint_batched(
                     return outcome.moment.model_dump()
                 queue.untake(name, job_id, holder, entry)
                 continue
-        elif job_id not in waiting:
-            queue.enqueue(name, job_id, entry)
-            continue
-        elif queue.lead(name, sender, now + LEASE_S, now):
+        elif time.monotonic() <= lead_by and queue.lead(name, sender, now + LEASE_S, now):
             try:
                 done = _send(deps, queue, minter, name, job_id, sender, contract, record, window_s)
             finally:
@@ -123,11 +150,14 @@ def mint_batched(
             if done is not None:
                 return done
             continue
-        if time.monotonic() > deadline:
-            raise MintError(
-                f"No moment recorded after {wait_s:g} s in the contract's queue", reason="timeout"
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise MintPending(
+                f"The moment is still {'being sent' if holder is not None else 'queued'} after "
+                f"{wait_s:g} s; the step is retried",
+                queued=holder is None,
             )
-        time.sleep(poll_s)
+        time.sleep(min(poll_s, left))
 
 
 def _journal(deps: Deps, job_id: str, sent: set[str] | None = None) -> Callable[[dict[str, Any]], None]:
@@ -159,6 +189,17 @@ def _send(
     batch = sorted(waiting.items(), key=lambda kv: (float(kv[1].get("at", 0)), kv[0]))[:size]
     if not batch or not queue.take(name, sender, [j for j, _ in batch]):
         return None
+    # A moment recorded already (a re-run read its job just before the moment was recorded, and queued it
+    # again just after its sender forgot it) is forgotten, never sent twice. Once taken by this sender it
+    # cannot be recorded by anyone else, so this one look is enough.
+    minted = {j: getattr(deps.jobs.get(j), "moment", None) for j, _ in batch}
+    minted = {j: m for j, m in minted.items() if isinstance(m, dict) and m}
+    if minted:
+        logger.warning("moments queued again after they were recorded", extra={"jobs": sorted(minted)})
+        queue.done(name, sender, list(minted))
+        batch = [(j, e) for j, e in batch if j not in minted]
+        if not batch:
+            return minted.get(job_id)
     ids = [j for j, _ in batch]
     journalled: set[str] = set()
     try:
@@ -180,4 +221,4 @@ def _send(
     queue.done(name, sender, ids)
     if job_id in ids:
         return outcomes[ids.index(job_id)].moment.model_dump()
-    return None
+    return minted.get(job_id)

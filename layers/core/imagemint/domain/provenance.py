@@ -243,6 +243,7 @@ def mint(deps: Deps, job_id: str, account_id: str, metadata_uri: str) -> dict[st
             # A synchronous caller is waiting under the gateway's 30 s: its moment goes out with what
             # is pending now and waits for no one; async jobs wait the window to share a transaction.
             window_s=0.0 if getattr(job, "mode", None) == "sync" else deps.settings.mint_batch_window_s,
+            job=job,
         )
     detailed = getattr(m, "mint_detailed", None)
     if detailed is not None:

@@ -96,6 +96,16 @@ class DynamoMintQueue:
         )
 
     def done(self, queue: str, job_id: str, job_ids: list[str]) -> None:
+        # One write for the whole batch (all still taken by job_id: the usual case), else one per moment.
+        n = range(len(job_ids))
+        if len(job_ids) > 1 and self._update(
+            queue,
+            UpdateExpression="REMOVE " + ", ".join(f"taken.#j{i}" for i in n),
+            ConditionExpression=" AND ".join(f"taken.#j{i} = :me" for i in n),
+            ExpressionAttributeNames={f"#j{i}": j for i, j in zip(n, job_ids, strict=True)},
+            ExpressionAttributeValues={":me": {"S": job_id}},
+        ):
+            return
         for other in job_ids:
             self._update(
                 queue,
