@@ -2,6 +2,7 @@
 
     python tests/bench/gas.py                 # the gas table
     python tests/bench/gas.py --throughput    # also: the pipeline on 2 s blocks (takes ~2 minutes)
+    python tests/bench/gas.py --throughput --clients 4 --seconds 120 --rate 72   # sustained 72 jobs/min
 
 Gas: one anvil (chain id 8453, from the npm package in tests/peers), the Zora
 1155 stack deployed from the packaged artifacts, moments with real-length
@@ -22,8 +23,10 @@ Throughput (``--throughput``): a second anvil with ``--block-time 2`` (Base's
 block time), the local runtime in ``chain_mode=rpc`` on it (the mint step's
 nonce allocator and batch coordinator on the runtime's DynamoDB), ``--clients``
 concurrent clients posting async generations (archive on the embedded store, mint on) for
-``--seconds``; then it waits for every job, and prints moments/minute, p50/p95
-time from acceptance to the mint's receipt being recorded, gas per moment, the
+``--seconds``, at an offered ``--rate`` of jobs per minute spread over the clients (or, without it,
+each client posting as soon as its last post was answered: more than the local runtime's CPU can
+process, so the backlog and the mint steps' waits grow); then it waits for every job, and prints
+moments/minute, p50/p95 time from acceptance to the mint's receipt being recorded, gas per moment, the
 nonce gaps left (pending - latest, and the allocator counter against the
 node) and tokens minted twice (0 expected for both).
 
@@ -197,7 +200,7 @@ def print_gas(rows: list[tuple[str, int, float]]) -> None:
 # ----------------------------------------------------------------------------------- throughput
 
 
-def throughput(clients: int, seconds: float) -> None:
+def throughput(clients: int, seconds: float, rate: float = 0.0) -> None:
     from imagemint.adapters.chain.abi import CREATOR_1155_ABI
     from imagemint_dev.local.runtime import start
 
@@ -237,9 +240,16 @@ def throughput(clients: int, seconds: float) -> None:
         stop_at = time.monotonic() + seconds
         lock = threading.Lock()
 
+        began = time.monotonic()
+
         def client(i: int) -> None:
             n = 0
             while time.monotonic() < stop_at:
+                if rate > 0:  # an offered load: request k of all clients goes out at k * 60 / rate s
+                    at = began + (n * clients + i) * 60.0 / rate
+                    if at >= stop_at:
+                        break
+                    time.sleep(max(0.0, at - time.monotonic()))
                 n += 1
                 body = json.dumps(
                     {
@@ -310,7 +320,12 @@ def throughput(clients: int, seconds: float) -> None:
         latest = w3.eth.get_transaction_count(signer.address, "latest")
         pending = w3.eth.get_transaction_count(signer.address, "pending")
         minutes = (end - t0) / 60
-        print(f"\nthroughput: {clients} clients for {seconds:g} s, anvil --block-time 2, local runtime")
+        offered = (
+            f", offered {rate:g} jobs/minute" if rate > 0 else " (each posting as fast as it is answered)"
+        )
+        print(
+            f"\nthroughput: {clients} clients for {seconds:g} s{offered}, anvil --block-time 2, local runtime"
+        )
         print(f"  jobs accepted {len(accepted)}, finished {len(done)}: {statuses}")
         failed = [j for j in done.values() if j.status != "SUCCEEDED"]
         reasons: dict[str, int] = {}
@@ -347,10 +362,13 @@ def main() -> None:
     parser.add_argument("--throughput", action="store_true")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="offered jobs per minute (0: clients post flat out)"
+    )
     args = parser.parse_args()
     print_gas(gas_table(args.rounds))
     if args.throughput:
-        throughput(args.clients, args.seconds)
+        throughput(args.clients, args.seconds, args.rate)
 
 
 if __name__ == "__main__":
