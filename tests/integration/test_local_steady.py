@@ -7,6 +7,7 @@ Step Functions interpreter's thread list, ``FakeKey``'s body buffer.
 from __future__ import annotations
 
 import gc
+import json
 import threading
 from types import SimpleNamespace
 
@@ -64,6 +65,50 @@ def test_a_state_machine_keeps_its_running_and_latest_finished_executions() -> N
     assert steady.prune_executions(sm, keep=4) == 0
 
 
+def test_a_finished_execution_keeps_its_history_packed_not_its_interpreter() -> None:
+    import time
+
+    from moto import mock_aws
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    definition = {
+        "StartAt": "A",
+        "States": {
+            "A": {"Type": "Pass", "Result": {"x": "y" * 4000}, "ResultPath": "$.a", "Next": "B"},
+            "B": {"Type": "Pass", "End": True},
+        },
+    }
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        arn = sfn.create_state_machine(
+            name="steady-history",
+            definition=json.dumps(definition),
+            roleArn="arn:aws:iam::123456789012:role/sfn",
+        )["stateMachineArn"]
+        run = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"job": "j"}))["executionArn"]
+        deadline = time.monotonic() + 30
+        while sfn.describe_execution(executionArn=run)["status"] == "RUNNING":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        described = sfn.describe_execution(executionArn=run)
+        described.pop("ResponseMetadata")
+        history = sfn.get_execution_history(executionArn=run, maxResults=1000)["events"]
+        execution = stepfunctions_parser_backends["123456789012"]["us-east-1"].describe_execution(run)
+        before = _deep_size(execution.exec_worker.env)
+
+        assert not steady.keep_history_only(execution)  # not before it has settled
+        assert steady.keep_history_only(execution, settle_s=0)
+        assert isinstance(execution.exec_worker.env, steady.FinishedEnvironment)
+        after = _deep_size(execution.exec_worker.env)
+        assert after < before / 4, (before, after)
+        again = sfn.describe_execution(executionArn=run)
+        assert {k: v for k, v in again.items() if k in described} == described
+        assert sfn.get_execution_history(executionArn=run, maxResults=1000)["events"] == history
+        with pytest.raises(sfn.exceptions.InvalidToken):  # looked up in every execution: none holds it
+            sfn.send_task_failure(taskToken="no-such-token")
+        assert not steady.keep_history_only(execution, settle_s=0)  # once
+
+
 def test_s3_bodies_live_in_files_and_go_with_their_objects(tmp_path) -> None:
     from moto import mock_aws
 
@@ -89,6 +134,142 @@ def test_s3_bodies_live_in_files_and_go_with_their_objects(tmp_path) -> None:
             assert list(folder.iterdir()) == []
     finally:
         steady.keep_objects_in(None)
+
+
+def test_s3_keys_share_the_default_acl_and_an_acl_set_on_one_stays_its_own() -> None:
+    from moto import mock_aws
+    from moto.backends import get_backend
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="steady-acl")
+        for key in ("a", "b"):
+            s3.put_object(Bucket="steady-acl", Key=key, Body=b"x")
+        keys = get_backend("s3")["123456789012"]["aws"].buckets["steady-acl"].keys
+        a, b = keys["a"], keys["b"]
+        assert a.acl is b.acl and a._transitions is b._transitions  # one shared copy, not one each
+        s3.put_object_acl(Bucket="steady-acl", Key="a", ACL="public-read")
+        grants = {g["Permission"] for g in s3.get_object_acl(Bucket="steady-acl", Key="a")["Grants"]}
+        assert grants == {"FULL_CONTROL", "READ"}
+        grants = {g["Permission"] for g in s3.get_object_acl(Bucket="steady-acl", Key="b")["Grants"]}
+        assert grants == {"FULL_CONTROL"}  # the shared private ACL was replaced on a, not changed
+
+
+def _deep_size(obj: object) -> int:
+    """Bytes of ``obj`` and everything it references (types, modules and functions left out)."""
+    import sys
+    import types
+
+    skip = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.CodeType)
+    seen: set[int] = set()
+    stack, total = [obj], 0
+    while stack:
+        o = stack.pop()
+        if id(o) in seen or isinstance(o, skip):
+            continue
+        seen.add(id(o))
+        total += sys.getsizeof(o)
+        stack.extend(gc.get_referents(o))
+    return total
+
+
+def _job_record(i: int) -> dict:
+    """An item shaped like a finished legacy job record (nested maps and lists, repeated long strings)."""
+    owner = "9ID3s-" + "x" * 677
+    archive = {
+        "M": {
+            "id": {"S": f"arweave-id-{i:032d}"},
+            "owner": {"S": owner},
+            "signature": {"S": "s" * 683},
+            "tags": {
+                "L": [{"M": {"name": {"S": f"tag{t}"}, "value": {"S": f"value {t}"}}} for t in range(7)]
+            },
+        }
+    }
+    return {
+        "job_id": {"S": f"job-{i:06d}"},
+        "status": {"S": "SUCCEEDED"},
+        "credits_charged": {"N": "211"},
+        "image": {"B": bytes(range(256))},
+        "tags": {"SS": ["a", "b"]},
+        "done": {"BOOL": True},
+        "error": {"NULL": True},
+        "result": {"M": {"archive": {"L": [archive]}, "metadata_archive": archive, "cost": {"N": "0.21"}}},
+        "archive_tx_0": {"S": json.dumps({"owner": owner, "signature": "t" * 683})},
+    }
+
+
+def test_dynamodb_items_are_packed_between_requests_and_read_back_unchanged() -> None:
+    from moto import mock_aws
+    from moto.backends import get_backend
+
+    n = 200
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        ddb.create_table(
+            TableName="steady-packed",
+            KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "job_id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        for i in range(n):
+            ddb.put_item(TableName="steady-packed", Item=_job_record(i))
+        table = get_backend("dynamodb")["123456789012"]["us-east-1"].tables["steady-packed"]
+        gc.collect()
+        assert steady.unpacked_items() == 0  # every request packed what it touched
+        # moto's objects took ~14 KiB an item here (a real job record: 36 KiB); packed, ~1.2 KiB.
+        assert _deep_size(table.items) < n * 3 * 1024, _deep_size(table.items) / n
+
+        assert ddb.get_item(TableName="steady-packed", Key={"job_id": {"S": "job-000007"}})[
+            "Item"
+        ] == _job_record(7)
+        # An update made in one request is there in the next (the item is packed again after it).
+        ddb.update_item(
+            TableName="steady-packed",
+            Key={"job_id": {"S": "job-000007"}},
+            UpdateExpression="SET #s = :s, #r.#c = :c ADD credits_charged :one",
+            ExpressionAttributeNames={"#s": "status", "#r": "result", "#c": "cost"},
+            ExpressionAttributeValues={":s": {"S": "REFUNDED"}, ":c": {"N": "0"}, ":one": {"N": "1"}},
+        )
+        got = ddb.get_item(
+            TableName="steady-packed", Key={"job_id": {"S": "job-000007"}}, ConsistentRead=True
+        )
+        want = _job_record(7)
+        want["status"], want["credits_charged"] = {"S": "REFUNDED"}, {"N": "212"}
+        want["result"]["M"]["cost"] = {"N": "0"}
+        assert got["Item"] == want
+        # Conditions and scans see the packed attributes.
+        with pytest.raises(ddb.exceptions.ConditionalCheckFailedException):
+            ddb.put_item(
+                TableName="steady-packed",
+                Item=_job_record(8),
+                ConditionExpression="#s <> :s",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":s": {"S": "SUCCEEDED"}},
+            )
+        scanned = ddb.scan(
+            TableName="steady-packed",
+            FilterExpression="#s = :s",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": {"S": "REFUNDED"}},
+        )["Items"]
+        assert [i["job_id"]["S"] for i in scanned] == ["job-000007"]
+        gc.collect()
+        assert steady.unpacked_items() == 0
+        assert all(item.__dict__["_attrs"] is None for item in table.all_items())
+
+
+def test_the_trie_caches_that_keep_old_tries_alive_are_emptied() -> None:
+    from trie.hexary import HexaryTrie
+
+    cache = HexaryTrie._cached_create_node_to_db_mapping
+    trie = HexaryTrie({}, prune=True)
+    for i in range(50):
+        trie[i.to_bytes(32, "big")] = b"v" * 40  # a pruning trie caches each node it writes, with itself
+    assert cache.cache_info().currsize > 0
+    assert steady.forget_trie_caches() > 0
+    assert cache.cache_info().currsize == 0
+    assert trie[(7).to_bytes(32, "big")] == b"v" * 40  # only a cache: the trie reads as before
 
 
 def test_the_allocator_trimmer_starts_and_stops() -> None:

@@ -61,6 +61,40 @@ def test_a_call_made_in_a_function_scope_is_recorded_as_its_iam_action_and_arn()
     assert calls == {"JobsFunction": {iam.Call("dynamodb:UpdateItem", TABLE_ARN, "dynamodb.UpdateItem"): 1}}
 
 
+def test_calls_on_objects_alike_are_counted_on_the_first_one_recorded() -> None:
+    """A server left running names new objects every generation; the record stays one call per shape."""
+    bucket = "arn:aws:s3:::b"
+    with iam.capture() as calls, iam.scope("GenerateStepFunction"):
+        for i in range(500):
+            job = f"{i:08x}-0000-4000-8000-{i:012x}"
+            iam.record(
+                "GenerateStepFunction",
+                "s3",
+                "PutObject",
+                {"Bucket": "b", "Key": f"images/{job}/0.png"},
+                REGION,
+            )
+            ar = f"{i:043d}"
+            iam.record(
+                "GenerateStepFunction",
+                "s3",
+                "PutObject",
+                {"Bucket": "b", "Key": f"arweave/{ar}.json"},
+                REGION,
+            )
+        iam.record(
+            "GenerateStepFunction", "s3", "GetObject", {"Bucket": "b", "Key": "images/j/0.png"}, REGION
+        )
+        iam.record("GenerateStepFunction", "s3", "PutObject", {"Bucket": "b", "Key": "other/j/0.png"}, REGION)
+    first = "00000000-0000-4000-8000-000000000000"
+    assert calls["GenerateStepFunction"] == {
+        iam.Call("s3:PutObject", f"{bucket}/images/{first}/0.png", "s3.PutObject"): 500,
+        iam.Call("s3:PutObject", f"{bucket}/arweave/{0:043d}.json", "s3.PutObject"): 500,
+        iam.Call("s3:GetObject", f"{bucket}/images/j/0.png", "s3.GetObject"): 1,  # another action: its own
+        iam.Call("s3:PutObject", f"{bucket}/other/j/0.png", "s3.PutObject"): 1,  # another prefix: its own
+    }
+
+
 def test_presigning_counts_as_the_signed_operation() -> None:
     s3 = client("s3")
     with iam.capture() as calls, iam.scope("FilesFunction"):

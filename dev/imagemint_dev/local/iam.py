@@ -120,14 +120,45 @@ def _forget_process_wide_secret() -> None:
         auth.clear_secret_cache()
 
 
+#: Parts of a resource ARN that name one object among many alike: a UUID (a job, an account, an
+#: execution), a 43-character Arweave id. See :class:`_Calls`.
+_ONE_OF_MANY = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])"
+)
+
+
+class _Calls(dict):  # type: ignore[type-arg]
+    """One function's record: call -> how many times; a call like one already recorded counts as that one.
+
+    Every generation names new objects (``images/<job id>/0.png``, ``arweave/<id>``, an execution):
+    recorded one by one, a server left running kept a few KB more per generation for ever. A call
+    whose action, API and resource match a recorded call's once each such id is blanked out
+    (:data:`_ONE_OF_MANY`) is counted on that first call instead: a policy grants or denies all
+    objects of one shape alike (no statement names one job), so the check sees the same.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shapes: dict[tuple[str, str, str], Call] = {}
+
+    def add(self, call: Call) -> None:
+        if call not in self:
+            shape = (call.action, call.api, _ONE_OF_MANY.sub("*", call.resource))
+            call = self.shapes.setdefault(shape, call)
+        self[call] = self.get(call, 0) + 1
+
+
 def _add(function: str, calls: list[Call]) -> None:
     with _lock:
         # Inside capture() the calls are the block's alone (a unit test's made-up resources never
         # reach the process-wide record that the integration session checks).
         for target in _captures or [_records]:
-            per_fn = target.setdefault(function, {})
+            per_fn = target.get(function)
+            if per_fn is None:
+                per_fn = target[function] = _Calls()
             for c in calls:
-                per_fn[c] = per_fn.get(c, 0) + 1
+                per_fn.add(c)
 
 
 def record(function: str, service: str, operation: str, params: dict[str, Any], region: str) -> None:

@@ -29,6 +29,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
 import itertools
@@ -38,7 +39,7 @@ import threading
 import traceback
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from imagemint_dev.local import steady
@@ -203,6 +204,27 @@ def install() -> None:
 #: tables (:func:`imagemint_dev.local.steady.expire_items`). Re-entrant: the request holds it, then the
 #: backend methods take it again.
 DYNAMODB_LOCK = threading.RLock()
+_dynamodb_depth = 0  # nested dynamodb_section()s of the thread holding DYNAMODB_LOCK
+
+
+@contextlib.contextmanager
+def dynamodb_section() -> Iterator[None]:
+    """Run DynamoDB work under :data:`DYNAMODB_LOCK`; when the outermost section ends, items are packed.
+
+    Every request (``DynamoHandler.call_action``), backend item operation and the TTL sweep runs in one:
+    the items a request unpacked go back to their packed form once it has answered
+    (:func:`imagemint_dev.local.steady.pack_items`).
+    """
+    global _dynamodb_depth
+    with DYNAMODB_LOCK:
+        _dynamodb_depth += 1
+        try:
+            yield
+        finally:
+            _dynamodb_depth -= 1
+            if _dynamodb_depth == 0:
+                steady.pack_items()
+
 
 DYNAMODB_ITEM_OPERATIONS = (
     "put_item",
@@ -230,12 +252,10 @@ def _serialise_dynamodb() -> None:
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.responses import DynamoHandler
 
-    lock = DYNAMODB_LOCK
-
     def locked(method: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(method)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with lock:
+            with dynamodb_section():
                 return method(*args, **kwargs)
 
         return wrapper
