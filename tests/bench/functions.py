@@ -205,15 +205,9 @@ def warm(requests: int) -> tuple[Recorder, dict[str, float]]:
     with tempfile.TemporaryDirectory() as state:
         try:
             _, addresses, signer = gas.chain(url)
-            env = {
-                "IMAGEMINT_CHAIN_MODE": "rpc",
-                "IMAGEMINT_CHAIN_RPC_URL": url,
-                "IMAGEMINT_CHAIN_ID": "8453",
-                "IMAGEMINT_ZORA_FACTORY_ADDRESS": addresses.factory,
-                "IMAGEMINT_SIGNER_KEY": signer.key.hex(),
-                "IMAGEMINT_CHAIN_MAX_FEE_GWEI": "100",
-            }
-            rt = start(root=ROOT, state_dir=Path(state), port=0, extra_env=env)
+            rt = start(
+                root=ROOT, state_dir=Path(state), port=0, extra_env=gas.rpc_env(url, addresses, signer)
+            )
         except BaseException:
             gas.stop(proc)
             raise

@@ -116,6 +116,18 @@ def chain(url: str) -> tuple[Any, Any, Any]:
     return w3, deploy_zora_stack(w3, deployer), signer
 
 
+def rpc_env(url: str, addresses: Any, signer: Any) -> dict[str, str]:
+    """The local runtime's settings to mint on the anvil at ``url`` (``chain_mode=rpc``)."""
+    return {
+        "IMAGEMINT_CHAIN_MODE": "rpc",
+        "IMAGEMINT_CHAIN_RPC_URL": url,
+        "IMAGEMINT_CHAIN_ID": "8453",
+        "IMAGEMINT_ZORA_FACTORY_ADDRESS": addresses.factory,
+        "IMAGEMINT_SIGNER_KEY": signer.key.hex(),
+        "IMAGEMINT_CHAIN_MAX_FEE_GWEI": "100",
+    }
+
+
 def minter(w3: Any, addresses: Any, signer: Any, **options: Any) -> Any:
     from imagemint.adapters.chain.zora import ZoraMinter
 
@@ -207,24 +219,10 @@ def throughput(clients: int, seconds: float, rate: float = 0.0) -> None:
     proc, url = start_anvil("--block-time", "2")
     rt = None
     try:
-        from eth_account import Account
-        from web3 import Web3
-
-        from imagemint_dev.embedded.zora_deploy import deploy_zora_stack
-
-        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
-        deployer, signer = Account.create(), Account.create()
-        for account in (deployer, signer):
-            w3.provider.make_request("anvil_setBalance", [account.address, hex(10_000 * 10**18)])
-        addresses = deploy_zora_stack(w3, deployer)
+        w3, addresses, signer = chain(url)
         env = {
+            **rpc_env(url, addresses, signer),
             "IMAGEMINT_ARCHIVE_MODE": "embedded",  # signed items kept in the bucket: a moment needs them
-            "IMAGEMINT_CHAIN_MODE": "rpc",
-            "IMAGEMINT_CHAIN_RPC_URL": url,
-            "IMAGEMINT_CHAIN_ID": "8453",
-            "IMAGEMINT_ZORA_FACTORY_ADDRESS": addresses.factory,
-            "IMAGEMINT_SIGNER_KEY": signer.key.hex(),
-            "IMAGEMINT_CHAIN_MAX_FEE_GWEI": "100",
             "IMAGEMINT_RATE_LIMIT_RPM": "100000",
             "IMAGEMINT_RATE_LIMIT_CONCURRENCY": "1000",
         }

@@ -67,21 +67,9 @@ def test_calls_on_objects_alike_are_counted_on_the_first_one_recorded() -> None:
     with iam.capture() as calls, iam.scope("GenerateStepFunction"):
         for i in range(500):
             job = f"{i:08x}-0000-4000-8000-{i:012x}"
-            iam.record(
-                "GenerateStepFunction",
-                "s3",
-                "PutObject",
-                {"Bucket": "b", "Key": f"images/{job}/0.png"},
-                REGION,
-            )
             ar = f"{i:043d}"
-            iam.record(
-                "GenerateStepFunction",
-                "s3",
-                "PutObject",
-                {"Bucket": "b", "Key": f"arweave/{ar}.json"},
-                REGION,
-            )
+            for key in (f"images/{job}/0.png", f"arweave/{ar}.json"):
+                iam.record("GenerateStepFunction", "s3", "PutObject", {"Bucket": "b", "Key": key}, REGION)
         iam.record(
             "GenerateStepFunction", "s3", "GetObject", {"Bucket": "b", "Key": "images/j/0.png"}, REGION
         )

@@ -258,13 +258,7 @@ class BlockingMinter:
         return None  # the journalled transaction is not mined (yet): what a live sender's looks like
 
 
-def test_a_retried_step_never_sends_beside_its_own_first_run() -> None:
-    """Step Functions retries a mint step whose Task timed out while its first run is still sending
-    (the Task's timeout is shorter than the function's). The retry, same job, must not take the
-    contract's lease from the live first run: it would send beside it, then give the lease up, and
-    the first run's moments would look abandoned and be minted again."""
-    from imagemint.domain.batching import mint_batched, queue_name
-
+def _batching_deps(*job_ids: str) -> Deps:
     deps = Deps(
         settings=Settings(jobs_table="j", accounts_table="a", bucket="b"),
         jobs=MemoryJobStore(),
@@ -272,8 +266,28 @@ def test_a_retried_step_never_sends_beside_its_own_first_run() -> None:
         images=MemoryImageStore(),
         mint_queue=MemoryMintQueue(),
     )
-    for job_id in ("older", "b"):
+    for job_id in job_ids:
         deps.jobs.create(Job(job_id=job_id, account_id="acct", dialect="legacy", model="gpt-image-2"))
+    return deps
+
+
+def _recorder(deps: Deps) -> Any:
+    """``record(job_id, outcome)`` as the mint step passes it: the moment on the job."""
+
+    def record(job_id: str, outcome: Any) -> None:
+        deps.jobs.update(job_id, moment=outcome.moment.model_dump())
+
+    return record
+
+
+def test_a_retried_step_never_sends_beside_its_own_first_run() -> None:
+    """Step Functions retries a mint step whose Task timed out while its first run is still sending
+    (the Task's timeout is shorter than the function's). The retry, same job, must not take the
+    contract's lease from the live first run: it would send beside it, then give the lease up, and
+    the first run's moments would look abandoned and be minted again."""
+    from imagemint.domain.batching import mint_batched, queue_name
+
+    deps = _batching_deps("older", "b")
     minter = BlockingMinter()
     queue = deps.mint_queue
     contract = "0x" + "cd" * 20
@@ -281,8 +295,7 @@ def test_a_retried_step_never_sends_beside_its_own_first_run() -> None:
     # becomes the sender and sends that one first, b's own still waiting.
     queue.enqueue(queue_name(8453, contract), "older", {"uri": "ar://older", "creator": SIGNER, "at": 1.0})
 
-    def record(job_id: str, outcome: Any) -> None:
-        deps.jobs.update(job_id, moment=outcome.moment.model_dump())
+    record = _recorder(deps)
 
     def run() -> dict[str, Any]:
         return mint_batched(
@@ -301,19 +314,6 @@ def test_a_retried_step_never_sends_beside_its_own_first_run() -> None:
     assert moments[0] == moments[1] == deps.jobs.get("b").moment
 
 
-def _batching_deps(*job_ids: str) -> Deps:
-    deps = Deps(
-        settings=Settings(jobs_table="j", accounts_table="a", bucket="b"),
-        jobs=MemoryJobStore(),
-        accounts=MemoryAccountStore(),
-        images=MemoryImageStore(),
-        mint_queue=MemoryMintQueue(),
-    )
-    for job_id in job_ids:
-        deps.jobs.create(Job(job_id=job_id, account_id="acct", dialect="legacy", model="gpt-image-2"))
-    return deps
-
-
 def test_a_step_waiting_on_a_live_sender_hands_back_mint_pending_before_its_task_times_out() -> None:
     """The waiter raises MintPending (its own error name: the Mint state retries it) once its wait is
     over, rather than running into the Task's timeout; its moment stays taken by the live sender, and
@@ -330,8 +330,7 @@ def test_a_step_waiting_on_a_live_sender_hands_back_mint_pending_before_its_task
     queue = deps.mint_queue
     contract = "0x" + "cd" * 20
 
-    def record(job_id: str, outcome: Any) -> None:
-        deps.jobs.update(job_id, moment=outcome.moment.model_dump())
+    record = _recorder(deps)
 
     def run(job_id: str, wait_s: float) -> dict[str, Any]:
         return mint_batched(
@@ -377,9 +376,7 @@ def test_a_moment_queued_again_after_it_was_recorded_is_never_sent_twice() -> No
     deps.jobs.update("old", moment=recorded)
     queue.enqueue(queue_name(8453, contract), "old", {"uri": "ar://old", "creator": SIGNER, "at": 1.0})
 
-    def record(job_id: str, outcome: Any) -> None:
-        deps.jobs.update(job_id, moment=outcome.moment.model_dump())
-
+    record = _recorder(deps)
     moment = mint_batched(
         deps, queue, minter, "new", "ar://new", SIGNER, contract, record, window_s=0, wait_s=5, poll_s=0.02
     )
