@@ -8,8 +8,11 @@ from pathlib import Path
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
-from imagemint.api import openapi
+from imagemint.lazy import Later
 from imagemint.observability import logger
+
+# Imported by the first request, not at init (imagemint.lazy; README, "Cold starts").
+openapi = Later("imagemint.api.openapi")
 
 STATIC = Path(__file__).resolve().parent / "static"
 

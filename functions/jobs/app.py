@@ -2,21 +2,24 @@
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
-from imagemint.api import jobs
+from imagemint.lazy import Later
 from imagemint.observability import logger
-from imagemint.wiring import get_deps
+
+# Imported by the first request, not at init (imagemint.lazy; README, "Cold starts").
+jobs = Later("imagemint.api.jobs")
+wiring = Later("imagemint.wiring")
 
 app = APIGatewayHttpResolver()
 
 
 @app.get("/api/jobs/<id>")
 def get_job(id: str):  # noqa: A002 - the route's parameter name
-    return jobs.handle(app.current_event.raw_event, get_deps())
+    return jobs.handle(app.current_event.raw_event, wiring.get_deps())
 
 
 @app.post("/api/jobs/<id>/resume")
 def resume_job(id: str):  # noqa: A002 - the route's parameter name
-    return jobs.handle_resume(app.current_event.raw_event, get_deps())
+    return jobs.handle_resume(app.current_event.raw_event, wiring.get_deps())
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -2,16 +2,19 @@
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
-from imagemint.api import legacy
+from imagemint.lazy import Later
 from imagemint.observability import logger
-from imagemint.wiring import get_deps
+
+# Imported by the first request, not at init (imagemint.lazy; README, "Cold starts").
+legacy = Later("imagemint.api.legacy")
+wiring = Later("imagemint.wiring")
 
 app = APIGatewayHttpResolver()
 
 
 @app.get("/api/image/generate")
 def generate():
-    return legacy.handle(app.current_event.raw_event, get_deps())
+    return legacy.handle(app.current_event.raw_event, wiring.get_deps())
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -2,16 +2,19 @@
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
-from imagemint.api import verify
+from imagemint.lazy import Later
 from imagemint.observability import logger
-from imagemint.wiring import get_deps
+
+# Imported by the first request, not at init (imagemint.lazy; README, "Cold starts").
+verify = Later("imagemint.api.verify")
+wiring = Later("imagemint.wiring")
 
 app = APIGatewayHttpResolver()
 
 
 @app.get("/api/verify/<ref>")
 def get_verdict(ref: str):
-    return verify.handle(app.current_event.raw_event, get_deps())
+    return verify.handle(app.current_event.raw_event, wiring.get_deps())
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -4,8 +4,9 @@ For every function of template.yaml a fresh interpreter gets on ``sys.path``
 the function's ``CodeUri`` folder, the folders of the layers it attaches
 (Globals first, then its own, as SAM orders them) and the interpreter's own
 stdlib and site-packages; the editable install's entries (every ``layers/*``
-folder and ``dev/``) are dropped. It imports the handler module, then reports
-what it loaded, and in that same process round-trips every domain error
+folder and ``dev/``) are dropped. It imports the handler module (Lambda's init),
+then the modules its first request imports (:class:`imagemint.lazy.Later`), reports
+what each part loaded, and in that same process round-trips every domain error
 through ``to_dict`` / JSON / ``from_dict``: a job record written by one
 function is read by another that may have imported nothing but
 :mod:`imagemint.errors`.
@@ -55,8 +56,14 @@ import importlib
 import inspect
 
 before = set(sys.modules)
-importlib.import_module(sys.argv[2])
-loaded = {  # what the handler's import brought in (the interpreter's start-up modules are not its doing)
+handler = importlib.import_module(sys.argv[2])
+at_init = sorted(set(sys.modules) - before)  # Lambda's init: the handler module's import alone
+# The modules its first request imports (imagemint.lazy.Later), loaded as a request would.
+later = sorted(v.name for v in vars(handler).values() if type(v).__name__ == "Later")
+for v in vars(handler).values():
+    if type(v).__name__ == "Later":
+        v.load()
+loaded = {  # what the handler brought in (the interpreter's start-up modules are not its doing)
     name: getattr(module, "__file__", None) or list(getattr(module, "__path__", []) or [])
     for name, module in list(sys.modules.items())
     if name not in before
@@ -99,7 +106,8 @@ for cls in classes:
         }
     )
 
-print(json.dumps({"path": sys.path, "preloaded": preloaded, "loaded": loaded, "errors": trips}))
+report = {"path": sys.path, "preloaded": preloaded, "at_init": at_init, "later": later, "loaded": loaded}
+print(json.dumps({**report, "errors": trips}))
 """
 
 
@@ -227,3 +235,28 @@ def test_the_probe_sees_a_stray_import():
     assert any("imagemint.adapters.chain.zora" in s for s in found)
     assert any(s.startswith("imagemint_dev") for s in found)
     assert any(s.startswith("web3:") for s in found)
+
+
+API_FUNCTIONS = [
+    name
+    for name in FUNCTIONS
+    if any(ev.get("Type") == "HttpApi" for ev in template().functions()[name].events.values())
+]
+# What an API function's init may load of ours: the package, the lazy-module proxy, the logger.
+API_INIT_OURS = {"imagemint", "imagemint.lazy", "imagemint.observability"}
+
+
+@pytest.mark.parametrize("name", API_FUNCTIONS)
+def test_an_api_functions_init_builds_no_model(name):
+    """Issue 9's cold-start budget, checked by what is imported rather than by a timer: an API
+    function's init is Powertools' resolver and the logger; its dialect, models, settings and wiring
+    (every pydantic model) load with the first request, through names the probe loaded above."""
+    report = reports()[name]
+    at_init = set(report["at_init"])
+    assert {m for m in at_init if m.split(".")[0] == "imagemint"} <= API_INIT_OURS
+    # (Powertools itself imports botocore's top package, a few names; no client machinery.)
+    assert not at_init & {"pydantic.main", "pydantic.fields", "boto3", "botocore.client", "botocore.session"}
+    assert any(m.startswith("imagemint.api.") for m in report["later"])
+    if name != "DocsFunction":  # the contract's pages need neither deps nor models
+        assert "imagemint.wiring" in report["later"]
+        assert "pydantic.main" in report["loaded"]  # ...and the first request does build them
