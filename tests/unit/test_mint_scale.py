@@ -14,7 +14,7 @@ import pytest
 from imagemint import wiring
 from imagemint.adapters.aws.mintqueue import DynamoMintQueue
 from imagemint.adapters.aws.nonces import DynamoNonceAllocator
-from imagemint.domain import provenance
+from imagemint.domain import costs, provenance
 from imagemint.domain.models import Account, Job
 from imagemint.domain.views import public_view
 from imagemint.settings import Settings
@@ -192,7 +192,7 @@ def test_concurrent_jobs_of_one_creator_share_transactions_and_record_their_cost
     assert len({m["hash"] for m in moments}) < 8  # pending together: one transaction for several
     for job_id, _, _ in jobs:
         job = deps.jobs.get(job_id)
-        cost = provenance.provenance_cost(job)
+        cost = costs.provenance_cost(job)
         assert cost is not None and cost["mint"]["gas_share"] > 0
         assert cost["mint"]["prices_usd"] == {"ETH": 3000.0, "AR": 5.0, "estimate": True}
         assert public_view(job, "https://api.test")["provenance_cost"] == cost
@@ -200,7 +200,7 @@ def test_concurrent_jobs_of_one_creator_share_transactions_and_record_their_cost
 
 def test_provenance_cost_sums_arweave_rewards_and_the_mint_share() -> None:
     job = Job(job_id="j", account_id="a", dialect="legacy", model="gpt-image-2")
-    assert provenance.provenance_cost(job) is None  # nothing stored or minted
+    assert costs.provenance_cost(job) is None  # nothing stored or minted
     job = job.model_copy(
         update={
             "archive_cost_0": {"id": "img", "reward_winston": "2000000000000", "usd_estimate": 10.0},
@@ -208,7 +208,7 @@ def test_provenance_cost_sums_arweave_rewards_and_the_mint_share() -> None:
             "mint_cost": {"gas_share": 200_000, "fee_share_wei": "1000000000000000", "usd_estimate": 3.0},
         }
     )
-    cost = provenance.provenance_cost(job)
+    cost = costs.provenance_cost(job)
     assert cost["arweave_winston"] == "2000000001000"
     assert [i["slot"] for i in cost["arweave"]] == ["0", "metadata"]
     assert cost["usd_estimate"] == pytest.approx(13.000000005)

@@ -33,8 +33,9 @@ point a killed run reached, with the job record as its journal:
 
 Cost: each archive records ``archive_cost_<slot>`` (item id, reward in winston) and the mint
 ``mint_cost`` (per transaction: gas used, effective gas price, fee, and how many moments shared it);
-:func:`provenance_cost` sums them with a USD estimate at the configured prices. Concurrent mints of
-one creator contract are batched into one transaction (:mod:`imagemint.domain.batching`).
+:func:`imagemint.domain.costs.provenance_cost` sums them with a USD estimate at the configured
+prices. Concurrent mints of one creator contract are batched into one transaction
+(:mod:`imagemint.domain.batching`).
 
 web3 is imported only on the mint path (:func:`imagemint.wiring.minter`).
 """
@@ -45,6 +46,7 @@ import json
 from typing import Any
 
 from imagemint import APP_NAME, __version__, wiring
+from imagemint.domain.costs import archive_cost, mint_cost, prices
 from imagemint.domain.models import GenerationRequest, GenerationResult, StoredImage
 from imagemint.domain.ports import Deps
 from imagemint.observability import logger
@@ -88,8 +90,8 @@ def _journalled_archive(
         deps.jobs.update(job_id, **{field: header})
 
     record = archive_once(store, data, tags, load=load, save=save)
-    cost = {**archive_cost(record, deps.settings), "prices_usd": _prices(deps.settings)}
-    deps.jobs.update(job_id, **{f"archive_cost_{slot}": cost})  # what it cost (provenance_cost)
+    cost = {**archive_cost(record, deps.settings), "prices_usd": prices(deps.settings)}
+    deps.jobs.update(job_id, **{f"archive_cost_{slot}": cost})  # what it cost (costs.provenance_cost)
     return _archived(store, record)
 
 
@@ -148,45 +150,19 @@ def archive_metadata(deps: Deps, job_id: str, state: dict[str, Any]) -> dict[str
     return _journalled_archive(deps, job_id, "metadata", data, _tags(job_id, "application/json"))
 
 
-def _prices(settings: Any) -> dict[str, Any]:
-    return {"ETH": settings.price_eth_usd, "AR": settings.price_ar_usd, "estimate": True}
+def _complete_late(deps: Deps, job_ids: list[str]) -> None:
+    """Jobs this sender minted for after they were recorded PARTIAL (their step gave up waiting):
+    SUCCEEDED now (:func:`imagemint.domain.steps.complete_late_moment`), after the batch is done, so
+    that no other job's moment waits on a webhook. A failure leaves the job PARTIAL and resumable."""
+    if not job_ids:
+        return
+    from imagemint.domain.steps import complete_late_moment
 
-
-def archive_cost(record: Any, settings: Any) -> dict[str, Any]:
-    """One Arweave item's cost: its reward (winston) and a USD estimate at the configured AR price."""
-    winston = int(record.reward or 0)
-    usd = winston / 10**12 * settings.price_ar_usd
-    return {"id": record.id, "reward_winston": str(winston), "usd_estimate": round(usd, 8)}
-
-
-def mint_cost(outcome: Any, settings: Any) -> dict[str, Any]:
-    """A job's share of the transactions that minted its moment (``MintOutcome.costs``), in wei and USD."""
-    txs = [dict(tx) for tx in getattr(outcome, "costs", ()) or ()]
-    share = sum(int(tx["fee_wei"]) // max(1, int(tx.get("moments") or 1)) for tx in txs)
-    gas = sum(int(tx["gas_used"]) // max(1, int(tx.get("moments") or 1)) for tx in txs)
-    usd = share / 10**18 * settings.price_eth_usd
-    return {"transactions": txs, "gas_share": gas, "fee_share_wei": str(share), "usd_estimate": round(usd, 8)}
-
-
-def provenance_cost(job: Any) -> dict[str, Any] | None:
-    """What a job's provenance cost: the Arweave reward of each item it stored and its share of the mint.
-
-    The USD figures are ESTIMATES at the prices configured when each step ran
-    (``IMAGEMINT_PRICE_ETH_USD``, ``IMAGEMINT_PRICE_AR_USD``), not market prices.
-    None when nothing was stored or minted.
-    """
-    data = job.model_dump() if hasattr(job, "model_dump") else dict(job or {})
-    items = [
-        {"slot": key.removeprefix("archive_cost_"), **value}
-        for key, value in sorted(data.items())
-        if key.startswith("archive_cost_") and isinstance(value, dict)
-    ]
-    mint = data.get("mint_cost") if isinstance(data.get("mint_cost"), dict) else None
-    if not items and mint is None:
-        return None
-    winston = sum(int(i.get("reward_winston") or 0) for i in items)
-    usd = sum(float(i.get("usd_estimate") or 0) for i in items) + float((mint or {}).get("usd_estimate") or 0)
-    return {"arweave": items, "arweave_winston": str(winston), "mint": mint, "usd_estimate": round(usd, 8)}
+    for jid in job_ids:
+        try:
+            complete_late_moment(deps, jid)
+        except Exception:
+            logger.exception("a PARTIAL job's late moment could not complete it", extra={"job_id": jid})
 
 
 def mint(deps: Deps, job_id: str, account_id: str, metadata_uri: str) -> dict[str, Any]:
@@ -203,9 +179,13 @@ def mint(deps: Deps, job_id: str, account_id: str, metadata_uri: str) -> dict[st
     def journal(pending: dict[str, Any]) -> None:  # before each transaction is sent
         deps.jobs.update(job_id, mint_tx=pending)
 
+    late: list[str] = []  # jobs recorded PARTIAL before this run recorded their moment
+
     def record(jid: str, outcome: Any) -> None:
-        cost = {**mint_cost(outcome, deps.settings), "prices_usd": _prices(deps.settings)}
-        deps.jobs.update(jid, moment=outcome.moment.model_dump(), mint_cost=cost)
+        cost = {**mint_cost(outcome, deps.settings), "prices_usd": prices(deps.settings)}
+        after = deps.jobs.update(jid, moment=outcome.moment.model_dump(), mint_cost=cost)
+        if after.status == "PARTIAL" and after.resume_from == "mint":
+            late.append(jid)
 
     pending = getattr(job, "mint_tx", None) if job is not None else None
     batched = deps.mint_queue is not None and hasattr(m, "mint_many")
@@ -231,20 +211,23 @@ def mint(deps: Deps, job_id: str, account_id: str, metadata_uri: str) -> dict[st
     if batched:
         from imagemint.domain.batching import mint_batched
 
-        return mint_batched(
-            deps,
-            deps.mint_queue,
-            m,
-            job_id,
-            metadata_uri,
-            creator,
-            contract,
-            record,
-            # A synchronous caller is waiting under the gateway's 30 s: its moment goes out with what
-            # is pending now and waits for no one; async jobs wait the window to share a transaction.
-            window_s=0.0 if getattr(job, "mode", None) == "sync" else deps.settings.mint_batch_window_s,
-            job=job,
-        )
+        try:
+            return mint_batched(
+                deps,
+                deps.mint_queue,
+                m,
+                job_id,
+                metadata_uri,
+                creator,
+                contract,
+                record,
+                # A synchronous caller is waiting under the gateway's 30 s: its moment goes out with what
+                # is pending now and waits for no one; async jobs wait the window to share a transaction.
+                window_s=0.0 if getattr(job, "mode", None) == "sync" else deps.settings.mint_batch_window_s,
+                job=job,
+            )
+        finally:
+            _complete_late(deps, late)
     detailed = getattr(m, "mint_detailed", None)
     if detailed is not None:
         outcome = detailed(metadata_uri, creator, contract, journal=journal)

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from imagemint.domain import credits, registry
+from imagemint.domain.costs import provenance_cost
 from imagemint.domain.models import (
     EXTENSIONS,
     GenerationRequest,
@@ -341,8 +342,11 @@ def record_state(deps: Deps, state: dict[str, Any]) -> dict[str, Any]:
         elif archives:
             missing.append("metadata")
     if request.get("mint"):
-        if state.get("moment"):
-            res.moment = state["moment"]
+        # The Mint step's moment; else one a batch sender recorded on the job after this job's step gave
+        # up waiting for it (MintPending past its retries): minted all the same.
+        moment = state.get("moment") or _recorded_moment(deps.jobs.get(job_id))
+        if moment:
+            res.moment = moment
         else:
             missing.append("mint")
     failure = state.get("provenance_error")
@@ -362,8 +366,6 @@ def record_state(deps: Deps, state: dict[str, Any]) -> dict[str, Any]:
         )
     res.warnings = warnings
     if request.get("archive") or request.get("mint"):  # what provenance cost (USD estimate; issue 14)
-        from imagemint.domain.provenance import provenance_cost
-
         cost = provenance_cost(deps.jobs.get(job_id))
         res.provenance_cost_usd = cost["usd_estimate"] if cost else None
     status = "PARTIAL" if missing else "SUCCEEDED"
@@ -374,5 +376,62 @@ def record_state(deps: Deps, state: dict[str, Any]) -> dict[str, Any]:
     # Settle first (once, however often this step runs), then the terminal status: whoever reads
     # the status also reads the balance it leaves.
     credits.settle(deps, job_id, delivered=len(res.images), actual_usd=_token_cost(res))
-    deps.jobs.update(job_id, status=status, result=res.model_dump(exclude_none=True), **extra)
+    after = deps.jobs.update(job_id, status=status, result=res.model_dump(exclude_none=True), **extra)
+    late = extra["resume_from"] == "mint" and _recorded_moment(after)
+    if late and complete_late_moment(deps, job_id, notify=False):  # the Notify state follows this one
+        # Its moment was recorded between the look above and this write: the sender saw the job still
+        # open, so nobody else completes it (a sender completes what it finds PARTIAL; one of the two
+        # writes always sees the other).
+        done = deps.jobs.get(job_id)
+        return dict((done.result if done else None) or res.model_dump(exclude_none=True))
     return res.model_dump(exclude_none=True)
+
+
+def _recorded_moment(job: Any) -> dict[str, Any] | None:
+    moment = getattr(job, "moment", None)
+    return moment if isinstance(moment, dict) and moment else None
+
+
+def complete_late_moment(deps: Deps, job_id: str, *, notify: bool = True) -> bool:
+    """A PARTIAL job that waits only for its moment, now recorded on it: SUCCEEDED, with one webhook attempt.
+
+    Under load a job's Mint step can give up waiting (``MintPending`` past its retries) while its
+    moment is still queued or being sent; the job is then recorded PARTIAL (``resume_from`` mint).
+    The batch sender that later mints the moment records it on the job and calls this, as does the
+    Record step when the moment arrived while it wrote PARTIAL. The job is claimed first
+    (PARTIAL -> RUNNING, conditional), so a resume, a second sender or a second call finds it taken;
+    then the Record step's own logic runs on what the job holds. Nothing is charged again: the
+    PARTIAL record settled the charge already (``credits.settle`` runs once). False when the job is
+    not such a job, or someone else has it.
+    """
+    from imagemint.errors import Conflict
+
+    job = deps.jobs.get(job_id)
+    moment = _recorded_moment(job)
+    if job is None or job.status != "PARTIAL" or job.resume_from != "mint" or not moment or not job.result:
+        return False
+    result = job.result
+    if not result.get("archive") or not result.get("metadata_archive"):
+        return False
+    try:
+        deps.jobs.update(job_id, expect_status="PARTIAL", status="RUNNING", resumed_from="late_moment")
+    except Conflict:
+        return False  # a resume or another completion has it
+    state = {
+        "job_id": job_id,
+        "request": job.request,
+        "result": result,
+        "archives": result["archive"],
+        "metadata": result["metadata_archive"],
+        "moment": moment,
+    }
+    record_state(deps, state)
+    logger.info("a PARTIAL job's moment was minted after all: SUCCEEDED", extra={"job_id": job_id})
+    if notify and (job.request or {}).get("webhook_url"):
+        from imagemint.domain import webhooks
+
+        try:
+            webhooks.deliver(deps, job_id)  # one attempt, as the sweeper makes; recorded on the job
+        except ImagemintError:
+            pass
+    return True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from imagemint.domain.costs import provenance_cost
 from imagemint.domain.models import Job, StoredImage
 
 PUBLIC_FIELDS = (
@@ -55,7 +56,7 @@ def public_view(job: Job, base_url: str) -> dict[str, Any]:
     data = job.model_dump()
     body = {k: data.get(k) for k in PUBLIC_FIELDS}
     body["url"] = job_url(base_url, job.job_id)
-    body["provenance_cost"] = _provenance_cost(job)
+    body["provenance_cost"] = provenance_cost(job)
     result = data.get("result") or None
     if result:
         body["result"] = {k: result.get(k) for k in RESULT_FIELDS}
@@ -64,9 +65,3 @@ def public_view(job: Job, base_url: str) -> dict[str, Any]:
             images = []
         body["result"]["image_urls"] = [file_url(base_url, img) for img in images]
     return body
-
-
-def _provenance_cost(job: Job) -> dict[str, Any] | None:
-    from imagemint.domain.provenance import provenance_cost  # no web3: that is imported on the mint path only
-
-    return provenance_cost(job)
