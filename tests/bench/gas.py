@@ -291,6 +291,19 @@ def throughput(clients: int, seconds: float, rate: float = 0.0) -> None:
                     if job is not None and job.status in ("SUCCEEDED", "PARTIAL", "FAILED"):
                         done[job_id] = job
             time.sleep(0.5)
+        first_seen: dict[str, int] = {}
+        for j in done.values():
+            first_seen[j.status] = first_seen.get(j.status, 0) + 1
+        # A PARTIAL job's moment may still be queued: the batch that mints it completes the job
+        # (imagemint.domain.steps.complete_late_moment). Read the jobs again until nothing moves.
+        settle_by, last = time.monotonic() + 90, None
+        while time.monotonic() < settle_by:
+            done = {job_id: jobs.get(job_id) or job for job_id, job in done.items()}
+            now = sorted((k, j.status, bool(getattr(j, "moment", None))) for k, j in done.items())
+            if now == last and not any(j.status == "RUNNING" for j in done.values()):
+                break
+            last = now
+            time.sleep(3)
         minted = [j for j in done.values() if getattr(j, "moment", None)]
         end = max((t.updated_at for t in minted), default=time.time())
         latencies = sorted(j.updated_at - accepted[j.job_id] for j in minted)
@@ -324,7 +337,9 @@ def throughput(clients: int, seconds: float, rate: float = 0.0) -> None:
         print(
             f"\nthroughput: {clients} clients for {seconds:g} s{offered}, anvil --block-time 2, local runtime"
         )
-        print(f"  jobs accepted {len(accepted)}, finished {len(done)}: {statuses}")
+        print(f"  jobs accepted {len(accepted)}, finished {len(done)}: {first_seen} when first finished")
+        late = sum(1 for j in done.values() if getattr(j, "resumed_from", None) == "late_moment")
+        print(f"  after the queues drained: {statuses}; {late} PARTIAL jobs completed by a later batch")
         failed = [j for j in done.values() if j.status != "SUCCEEDED"]
         reasons: dict[str, int] = {}
         for j in failed:

@@ -46,18 +46,23 @@ def _job(deps: Deps, account: Any, **request: Any) -> tuple[str, GenerationReque
     return job.job_id, req
 
 
-def _partial(deps: Deps, account: Any, **request: Any) -> str:
-    """A job whose images were made and archived, recorded PARTIAL for want of its moment."""
-    job_id, req = _job(deps, account, **request)
+def _made(deps: Deps, job_id: str, req: GenerationRequest, **state: Any) -> dict[str, Any]:
+    """The Record step's input for a job whose images were made (here) and archived (``ARCHIVES``)."""
     result = steps.generate(deps, job_id, req)
-    state = {
+    return {
         "job_id": job_id,
         "request": req.model_dump(exclude_none=True),
         "result": result.model_dump(exclude_none=True),
         "archives": ARCHIVES,
         "metadata": METADATA,
+        **state,
     }
-    steps.record_state(deps, state)
+
+
+def _partial(deps: Deps, account: Any, **request: Any) -> str:
+    """A job whose images were made and archived, recorded PARTIAL for want of its moment."""
+    job_id, req = _job(deps, account, **request)
+    steps.record_state(deps, _made(deps, job_id, req))
     job = deps.jobs.get(job_id)
     assert job.status == "PARTIAL" and job.resume_from == "mint"
     return job_id
@@ -96,9 +101,7 @@ def test_a_job_being_resumed_is_not_completed_beside_the_resume(deps: Deps, acco
 
 def test_only_a_job_missing_nothing_but_its_moment_is_completed(deps: Deps, account: Any) -> None:
     job_id, req = _job(deps, account)
-    result = steps.generate(deps, job_id, req)
-    state = {"job_id": job_id, "request": req.model_dump(), "result": result.model_dump()}
-    steps.record_state(deps, state)  # not archived: PARTIAL from archive
+    steps.record_state(deps, _made(deps, job_id, req, archives=None, metadata=None))  # not archived
     deps.jobs.update(job_id, moment=MOMENT)
     assert deps.jobs.get(job_id).resume_from == "archive"
     assert not steps.complete_late_moment(deps, job_id)
@@ -109,16 +112,8 @@ def test_the_record_step_takes_a_moment_recorded_after_the_mint_step_gave_up(
     deps: Deps, account: Any
 ) -> None:
     job_id, req = _job(deps, account)
-    result = steps.generate(deps, job_id, req)
+    state = _made(deps, job_id, req, provenance_error={"Error": "MintPending", "Cause": "{}"})
     deps.jobs.update(job_id, moment=MOMENT)  # a sender recorded it while the job was still RUNNING
-    state = {
-        "job_id": job_id,
-        "request": req.model_dump(exclude_none=True),
-        "result": result.model_dump(exclude_none=True),
-        "archives": ARCHIVES,
-        "metadata": METADATA,
-        "provenance_error": {"Error": "MintPending", "Cause": "{}"},
-    }
     out = steps.record_state(deps, state)
     assert out["moment"] == MOMENT
     _completed(deps.jobs.get(job_id))
@@ -138,15 +133,7 @@ def test_a_moment_recorded_during_the_partial_write_completes_the_job(deps: Deps
     jobs = MomentLandsDuringPartialWrite()
     deps.jobs = jobs
     job_id, req = _job(deps, account)
-    result = steps.generate(deps, job_id, req)
-    state = {
-        "job_id": job_id,
-        "request": req.model_dump(exclude_none=True),
-        "result": result.model_dump(exclude_none=True),
-        "archives": ARCHIVES,
-        "metadata": METADATA,
-    }
-    out = steps.record_state(deps, state)
+    out = steps.record_state(deps, _made(deps, job_id, req))
     assert out["moment"] == MOMENT
     _completed(jobs.get(job_id))
 
