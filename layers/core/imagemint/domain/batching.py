@@ -48,6 +48,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from imagemint.domain.models import recorded_moment
 from imagemint.domain.ports import Deps, MintQueue
 from imagemint.errors import MintError, MintPending
 from imagemint.observability import logger
@@ -110,7 +111,7 @@ def mint_batched(
         if outcome is not None and pending.get("uri") == uri:
             record(job_id, outcome)
             return outcome.moment.model_dump()
-    moment = _recorded(job)
+    moment = recorded_moment(job)
     if moment is not None:
         return moment
     queue.enqueue(name, job_id, entry)  # False: a sender has it already (a re-run): wait for it below
@@ -120,7 +121,7 @@ def mint_batched(
         holder = taken.get(job_id)
         if holder is None and job_id not in waiting:
             # Out of the queue: recorded (a sender records a moment before it forgets it), or never queued.
-            moment = _recorded(deps.jobs.get(job_id))
+            moment = recorded_moment(deps.jobs.get(job_id))
             if moment is not None:
                 return moment
             queue.enqueue(name, job_id, entry)  # seen waiting at the next look
@@ -129,7 +130,7 @@ def mint_batched(
                 pass  # its sender is at work: wait for it to record the moment
             else:  # its sender is gone: settle what it journalled, else put the moment back
                 job = deps.jobs.get(job_id)
-                moment = _recorded(job)
+                moment = recorded_moment(job)
                 if moment is not None:  # recorded just before the lease ended
                     return moment
                 pending = getattr(job, "mint_tx", None)
@@ -158,12 +159,6 @@ def mint_batched(
                 queued=holder is None,
             )
         time.sleep(min(poll_s, left))
-
-
-def _recorded(job: Any) -> dict[str, Any] | None:
-    """The moment recorded on ``job`` (a job record, or None), if any."""
-    moment = getattr(job, "moment", None)
-    return moment if isinstance(moment, dict) and moment else None
 
 
 def _journal(deps: Deps, job_id: str, sent: set[str] | None = None) -> Callable[[dict[str, Any]], None]:
@@ -198,7 +193,7 @@ def _send(
     # A moment recorded already (a re-run read its job just before the moment was recorded, and queued it
     # again just after its sender forgot it) is forgotten, never sent twice. Once taken by this sender it
     # cannot be recorded by anyone else, so this one look is enough.
-    minted = {j: m for j, _ in batch if (m := _recorded(deps.jobs.get(j))) is not None}
+    minted = {j: m for j, _ in batch if (m := recorded_moment(deps.jobs.get(j))) is not None}
     if minted:
         logger.warning("moments queued again after they were recorded", extra={"jobs": sorted(minted)})
         queue.done(name, sender, list(minted))

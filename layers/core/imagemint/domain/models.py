@@ -34,6 +34,13 @@ def now() -> float:
     return round(time.time(), 3)
 
 
+def recorded_moment(job: Any) -> dict[str, Any] | None:
+    """The moment recorded on ``job`` (a job record, or None), if any: the Mint step's, or the one a
+    batch sender recorded for it (:mod:`imagemint.domain.batching`)."""
+    moment = getattr(job, "moment", None)
+    return moment if isinstance(moment, dict) and moment else None
+
+
 class _Model(BaseModel):
     # Built on first use, not at import: an API function's cold start never pays for the models
     # its path does not touch (subclasses inherit it with the rest of the config).

@@ -47,7 +47,7 @@ from typing import Any
 
 from imagemint import APP_NAME, __version__, wiring
 from imagemint.domain.costs import archive_cost, mint_cost, prices
-from imagemint.domain.models import GenerationRequest, GenerationResult, StoredImage
+from imagemint.domain.models import GenerationRequest, GenerationResult, StoredImage, recorded_moment
 from imagemint.domain.ports import Deps
 from imagemint.observability import logger
 
@@ -167,8 +167,8 @@ def _complete_late(deps: Deps, job_ids: list[str]) -> None:
 
 def mint(deps: Deps, job_id: str, account_id: str, metadata_uri: str) -> dict[str, Any]:
     job = deps.jobs.get(job_id)
-    recorded = getattr(job, "moment", None) if job is not None else None
-    if isinstance(recorded, dict) and recorded:
+    recorded = recorded_moment(job)
+    if recorded is not None:
         return recorded  # a run killed after it minted and recorded: nothing to do
     m = wiring.minter(deps.settings)
     if getattr(m, "hosted", False):  # chain_mode=inprocess: the service creates it (its own journal)

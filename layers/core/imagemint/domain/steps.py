@@ -24,6 +24,7 @@ from imagemint.domain.models import (
     ImageInput,
     StoredImage,
     Usage,
+    recorded_moment,
 )
 from imagemint.domain.ports import Deps, InputImage, ProviderCall, ProviderResult
 from imagemint.domain.service import sha256_hex, validate
@@ -331,6 +332,8 @@ def record_state(deps: Deps, state: dict[str, Any]) -> dict[str, Any]:
         # Only a swept job gets here (a failed Sign step fails the job): its images are not signed,
         # so nothing delivers them (views) until a resume signs them first.
         missing.append("sign")
+    # The job as provenance left it (read once: its recorded moment and what provenance cost).
+    job = deps.jobs.get(job_id) if request.get("archive") or request.get("mint") else None
     archives = state.get("archives")
     if request.get("archive"):
         if archives:
@@ -344,7 +347,7 @@ def record_state(deps: Deps, state: dict[str, Any]) -> dict[str, Any]:
     if request.get("mint"):
         # The Mint step's moment; else one a batch sender recorded on the job after this job's step gave
         # up waiting for it (MintPending past its retries): minted all the same.
-        moment = state.get("moment") or _recorded_moment(deps.jobs.get(job_id))
+        moment = state.get("moment") or recorded_moment(job)
         if moment:
             res.moment = moment
         else:
@@ -366,7 +369,7 @@ def record_state(deps: Deps, state: dict[str, Any]) -> dict[str, Any]:
         )
     res.warnings = warnings
     if request.get("archive") or request.get("mint"):  # what provenance cost (USD estimate; issue 14)
-        cost = provenance_cost(deps.jobs.get(job_id))
+        cost = provenance_cost(job)
         res.provenance_cost_usd = cost["usd_estimate"] if cost else None
     status = "PARTIAL" if missing else "SUCCEEDED"
     extra: dict[str, Any] = {"resume_from": None, "provenance_error": None}
@@ -377,22 +380,17 @@ def record_state(deps: Deps, state: dict[str, Any]) -> dict[str, Any]:
     # the status also reads the balance it leaves.
     credits.settle(deps, job_id, delivered=len(res.images), actual_usd=_token_cost(res))
     after = deps.jobs.update(job_id, status=status, result=res.model_dump(exclude_none=True), **extra)
-    late = extra["resume_from"] == "mint" and _recorded_moment(after)
-    if late and complete_late_moment(deps, job_id, notify=False):  # the Notify state follows this one
+    if extra["resume_from"] == "mint" and recorded_moment(after):
         # Its moment was recorded between the look above and this write: the sender saw the job still
         # open, so nobody else completes it (a sender completes what it finds PARTIAL; one of the two
-        # writes always sees the other).
-        done = deps.jobs.get(job_id)
-        return dict((done.result if done else None) or res.model_dump(exclude_none=True))
+        # writes always sees the other). The Notify state follows this one.
+        completed = complete_late_moment(deps, job_id, notify=False)
+        if completed is not None:
+            return completed
     return res.model_dump(exclude_none=True)
 
 
-def _recorded_moment(job: Any) -> dict[str, Any] | None:
-    moment = getattr(job, "moment", None)
-    return moment if isinstance(moment, dict) and moment else None
-
-
-def complete_late_moment(deps: Deps, job_id: str, *, notify: bool = True) -> bool:
+def complete_late_moment(deps: Deps, job_id: str, *, notify: bool = True) -> dict[str, Any] | None:
     """A PARTIAL job that waits only for its moment, now recorded on it: SUCCEEDED, with one webhook attempt.
 
     Under load a job's Mint step can give up waiting (``MintPending`` past its retries) while its
@@ -401,22 +399,22 @@ def complete_late_moment(deps: Deps, job_id: str, *, notify: bool = True) -> boo
     Record step when the moment arrived while it wrote PARTIAL. The job is claimed first
     (PARTIAL -> RUNNING, conditional), so a resume, a second sender or a second call finds it taken;
     then the Record step's own logic runs on what the job holds. Nothing is charged again: the
-    PARTIAL record settled the charge already (``credits.settle`` runs once). False when the job is
-    not such a job, or someone else has it.
+    PARTIAL record settled the charge already (``credits.settle`` runs once). The result it recorded;
+    None when the job is not such a job, or someone else has it.
     """
     from imagemint.errors import Conflict
 
     job = deps.jobs.get(job_id)
-    moment = _recorded_moment(job)
+    moment = recorded_moment(job)
     if job is None or job.status != "PARTIAL" or job.resume_from != "mint" or not moment or not job.result:
-        return False
+        return None
     result = job.result
     if not result.get("archive") or not result.get("metadata_archive"):
-        return False
+        return None
     try:
         deps.jobs.update(job_id, expect_status="PARTIAL", status="RUNNING", resumed_from="late_moment")
     except Conflict:
-        return False  # a resume or another completion has it
+        return None  # a resume or another completion has it
     state = {
         "job_id": job_id,
         "request": job.request,
@@ -425,7 +423,7 @@ def complete_late_moment(deps: Deps, job_id: str, *, notify: bool = True) -> boo
         "metadata": result["metadata_archive"],
         "moment": moment,
     }
-    record_state(deps, state)
+    recorded = record_state(deps, state)
     logger.info("a PARTIAL job's moment was minted after all: SUCCEEDED", extra={"job_id": job_id})
     if notify and (job.request or {}).get("webhook_url"):
         from imagemint.domain import webhooks
@@ -434,4 +432,4 @@ def complete_late_moment(deps: Deps, job_id: str, *, notify: bool = True) -> boo
             webhooks.deliver(deps, job_id)  # one attempt, as the sweeper makes; recorded on the job
         except ImagemintError:
             pass
-    return True
+    return recorded
